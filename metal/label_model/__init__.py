@@ -1,0 +1,11 @@
+"""Label models: learn source accuracies without ground truth and output
+probabilistic labels. Label matrices hold votes 0 (abstain) and 1..k."""
+
+from metal.label_model.baselines import (
+    MajorityClassVoter,
+    MajorityLabelVoter,
+    RandomVoter,
+)
+from metal.label_model.label_model import LabelModel
+
+__all__ = ["MajorityClassVoter", "MajorityLabelVoter", "RandomVoter", "LabelModel"]

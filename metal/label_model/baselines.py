@@ -1,0 +1,97 @@
+"""Baseline label models: random, majority class and majority vote.
+
+They share the LabelModel interface (``train_model``, ``predict_proba``,
+``predict``, ``score``) but ignore the sources' accuracies and dependencies.
+"""
+
+import numpy as np
+import torch
+
+from metal._checks import check_class_balance, check_label_matrix, iter_dense_chunks
+from metal.label_model.label_model import LabelModel
+
+
+class RandomVoter(LabelModel):
+    """Predicts random probabilities (NumPy's global RNG), ignoring the votes."""
+
+    def train_model(self, *args, **kwargs) -> None:
+        """Nothing to learn."""
+        self.is_trained = True
+
+    def predict_proba(self, L) -> np.ndarray:
+        """Random rows of ``[n, k]`` probabilities (only ``L``'s length is used)."""
+        n = _n_rows(L)
+        Y_p = np.random.rand(n, self.k)
+        return Y_p / Y_p.sum(axis=1, keepdims=True)
+
+    def _get_extra_state_dict(self) -> dict:
+        return {"seed": self.seed, "k": self.k, "is_trained": True}
+
+    def _set_extra_state_dict(self, state: dict) -> None:
+        for key, value in state.items():
+            setattr(self, key, value)
+
+
+class MajorityClassVoter(RandomVoter):
+    """Predicts the majority class of a given class balance for every item."""
+
+    def train_model(self, balance, *args, **kwargs) -> None:
+        """Store ``balance``: ``P(Y = y)``, length k, summing to 1."""
+        self.balance = check_class_balance(balance, self.k, name="balance")
+        self.is_trained = True
+
+    def predict_proba(self, L) -> np.ndarray:
+        """``[n, k]`` rows one-hot on the majority class (uniform over ties)."""
+        if getattr(self, "balance", None) is None:
+            raise ValueError(
+                "MajorityClassVoter needs a class balance; call "
+                "train_model(balance) first."
+            )
+        n = _n_rows(L)
+        top = (self.balance == self.balance.max()).astype(np.float64)
+        return np.tile(top / top.sum(), (n, 1))
+
+    def _get_extra_state_dict(self) -> dict:
+        state = super()._get_extra_state_dict()
+        if getattr(self, "balance", None) is not None:
+            state["balance"] = self.balance.tolist()
+        return state
+
+    def _set_extra_state_dict(self, state: dict) -> None:
+        state = dict(state)
+        balance = state.pop("balance", None)
+        super()._set_extra_state_dict(state)
+        self.balance = None if balance is None else np.asarray(balance, np.float64)
+
+
+class MajorityLabelVoter(RandomVoter):
+    """Majority vote over the non-abstaining sources of each item.
+
+    A clear majority gives a one-hot row; a tie spreads the mass equally over
+    the tied classes; an item on which every source abstains gets ``1/k``.
+    """
+
+    def predict_proba(self, L) -> np.ndarray:
+        """``[n, k]`` float64 vote shares of the top classes (see class doc)."""
+        L = check_label_matrix(L, name="L", k=self.k)
+        out = []
+        for chunk in iter_dense_chunks(L):
+            Lc = torch.from_numpy(chunk)
+            counts = torch.stack(
+                [(Lc == y).sum(dim=1) for y in range(1, self.k + 1)], 1
+            )
+            top = counts == counts.max(dim=1, keepdim=True).values
+            top = top.double()
+            out.append(top / top.sum(dim=1, keepdim=True))
+        return torch.cat(out).numpy()
+
+
+def _n_rows(L) -> int:
+    if L is None:
+        raise ValueError("L must be a label matrix [n, m]; found None.")
+    shape = getattr(L, "shape", None)
+    if shape is None:
+        return len(L)
+    if len(shape) == 0:
+        raise ValueError(f"L must be a label matrix [n, m]; found shape {shape}.")
+    return int(shape[0])

@@ -1,0 +1,998 @@
+"""MeTaL's matrix-completion label model.
+
+Notation (label conventions: votes 0 = abstain, 1..k = classes):
+
+* ``L``: label matrix ``[n, m]`` (n items, m sources).
+* ``L_ind``: one-hot of the non-abstain votes, ``[n, m*k]``; column ``i*k + y-1``
+  is on iff source i voted y. Abstains have no column.
+* ``O = L_aug^T L_aug / n``: the overlap matrix of the (augmented) indicator
+  columns; ``O[a, b]`` is the empirical probability that columns a and b are both
+  on.
+* ``p``: the class balance, ``p[y-1] = P(Y = y)``; ``P = diag(p)``.
+* ``mu [m*k, k]``: ``mu[i*k + l-1, y-1] = P(lambda_i = l | Y = y)``.
+
+Without dependencies, ``mu`` minimises
+``||(O - mu P mu^T)[mask]||^2 + ||mu p - diag(O)||^2 + l2 penalty`` where the mask
+keeps the pairs of distinct sources. With dependencies the inverse form is used:
+a rank-k ``Z`` is fitted so that ``O^-1 + Z Z^T`` vanishes on the pairs of columns
+that share no maximal clique, ``Q = O Z (I + Z^T O Z)^-1 Z^T O`` recovers
+``mu P mu^T`` and ``mu`` is fitted to ``Q``. For the posterior, the
+class-conditional tables of the joint votes of every clique (and separator) of
+the junction tree are then estimated by posterior-weighted counting with ``mu``
+held fixed, so ``predict_proba`` uses the junction-tree factorisation.
+
+Only statistics of ``L`` are used: ``O`` is accumulated in one chunked pass over
+``L`` in its own narrow-integer (or sparse) form, and the objective is minimised
+with full-batch steps on analytic gradients (milliseconds for typical m, k).
+"""
+
+import warnings
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import scipy.optimize as optimize
+import torch
+import torch.nn as nn
+
+from metal._checks import (
+    check_class_balance,
+    check_int,
+    check_label_matrix,
+    check_label_vector,
+    iter_dense_chunks,
+)
+from metal.classifier import Classifier
+from metal.label_model.graph_utils import get_clique_tree
+from metal.label_model.lm_defaults import lm_default_config
+from metal.utils import recursive_merge_dicts
+
+# Bounds applied to the learned probabilities when they are used as weights.
+PROB_CLIP = (0.01, 0.99)
+
+# Rows per chunk of the passes over L (small enough for the one-hot chunk to
+# stay in cache between its construction and the matrix product).
+_CHUNK_ROWS = 8192
+
+# Stopping tolerances of the quasi-Newton solver (the objective is ~1e-3 at its
+# optimum for typical data, so these are tight relative tolerances).
+_FTOL = 1e-15
+_GTOL = 1e-10
+
+
+def _sgd(lr, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False):
+    buf = {}
+
+    def step(x, g, t):
+        v = g if "v" not in buf else momentum * buf["v"] + (1 - dampening) * g
+        buf["v"] = v
+        return x - lr * ((g + momentum * v) if nesterov else v)
+
+    return step
+
+
+def _adam(lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False):
+    b1, b2 = betas
+    state = {"m": 0.0, "v": 0.0, "vmax": 0.0}
+
+    def step(x, g, t):
+        state["m"] = b1 * state["m"] + (1 - b1) * g
+        state["v"] = b2 * state["v"] + (1 - b2) * g * g
+        v = state["v"]
+        if amsgrad:
+            state["vmax"] = v = np.maximum(state["vmax"], v)
+        m_hat = state["m"] / (1 - b1**t)
+        return x - lr * m_hat / (np.sqrt(v / (1 - b2**t)) + eps)
+
+    return step
+
+
+def _adamax(lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, **unused):
+    b1, b2 = betas
+    state = {"m": 0.0, "u": 0.0}
+
+    def step(x, g, t):
+        state["m"] = b1 * state["m"] + (1 - b1) * g
+        state["u"] = np.maximum(b2 * state["u"], np.abs(g) + eps)
+        return x - lr / (1 - b1**t) * state["m"] / state["u"]
+
+    return step
+
+
+def _rmsprop(lr, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0, centered=False):
+    state = {"sq": 0.0, "avg": 0.0, "buf": 0.0}
+
+    def step(x, g, t):
+        state["sq"] = alpha * state["sq"] + (1 - alpha) * g * g
+        denom = state["sq"]
+        if centered:
+            state["avg"] = alpha * state["avg"] + (1 - alpha) * g
+            denom = denom - state["avg"] ** 2
+        update = g / (np.sqrt(denom) + eps)
+        if momentum:
+            state["buf"] = momentum * state["buf"] + update
+            update = state["buf"]
+        return x - lr * update
+
+    return step
+
+
+# Full-batch first-order steps following torch.optim's update rules.
+_FIRST_ORDER_STEPS = {
+    "sgd": _sgd,
+    "adam": _adam,
+    "adamax": _adamax,
+    "rmsprop": _rmsprop,
+}
+
+
+class LabelModel(Classifier):
+    """A label model that learns the class-conditional accuracies of the sources.
+
+    Args:
+        k: the number of classes (labels 1..k; 0 means abstain).
+        **kwargs: config overrides, nested or by leaf name (e.g. ``seed=123``,
+            ``n_epochs=500``, ``prec_init=0.8``, ``verbose=False``); see
+            ``metal.label_model.lm_defaults.lm_default_config``. Unknown keys
+            raise ``ValueError``.
+
+    The fit takes ``n_epochs`` full-batch steps of the configured optimizer
+    (MeTaL's default: SGD with momentum, lr 0.01) on analytic gradients of the
+    objective; ``optimizer="lbfgs"`` instead solves it to its optimum (with
+    ``n_epochs`` as the iteration cap).
+    """
+
+    implements_l2 = True
+
+    def __init__(self, k: int = 2, **kwargs):
+        k = check_int(k, "k", minimum=2)
+        config = recursive_merge_dicts(
+            lm_default_config, kwargs, misses="exception", verbose=False
+        )
+        super().__init__(k, config)
+        self._record_init_kwargs(k=k, **kwargs)
+        self.is_trained = False
+
+    # ============================================================ validation
+    def _check_L(self, L):
+        """Validate ``L [n, m]`` (values in 0..k); return its compact form."""
+        return check_label_matrix(L, name="L", k=self.k)
+
+    def _set_constants(self, L) -> None:
+        self.n, self.m = L.shape
+        self.t = 1
+
+    def _set_dependencies(self, deps) -> None:
+        self.deps = self._check_deps(deps)
+        self.c_tree = get_clique_tree(range(self.m), self.deps)
+
+    def _check_deps(self, deps) -> List[Tuple[int, int]]:
+        if deps is None:
+            return []
+        try:
+            pairs = [tuple(edge) for edge in deps]
+        except TypeError:
+            raise ValueError(
+                f"deps must be a list of (i, j) source pairs; found {deps!r}."
+            ) from None
+        checked = []
+        for edge in pairs:
+            if len(edge) != 2:
+                raise ValueError(
+                    f"deps must contain (i, j) pairs of source indices; found {edge!r}."
+                )
+            i, j = edge
+            for s in (i, j):
+                if (
+                    isinstance(s, bool)
+                    or not isinstance(s, (int, np.integer))
+                    or not 0 <= s < self.m
+                ):
+                    raise ValueError(
+                        f"deps names source {s!r} in {edge!r}, but the sources are "
+                        f"0..{self.m - 1} (m={self.m})."
+                    )
+            if i == j:
+                raise ValueError(f"deps contains the self-loop {edge!r}.")
+            checked.append((int(i), int(j)))
+        return checked
+
+    def _set_class_balance(self, class_balance, Y_dev) -> None:
+        """Class balance from ``class_balance``, else ``Y_dev``, else uniform."""
+        if class_balance is not None:
+            p = check_class_balance(class_balance, self.k)
+        elif Y_dev is not None:
+            Y = check_label_vector(Y_dev, name="Y_dev", k=self.k, allow_abstain=False)
+            if Y.size == 0:
+                raise ValueError("Y_dev must contain at least one label; found none.")
+            counts = np.bincount(Y, minlength=self.k + 1)[1:]
+            p = counts / counts.sum()
+        else:
+            p = np.full(self.k, 1.0 / self.k)
+        self.p = p.astype(np.float64)
+        self._set_tensor("P", torch.diag(torch.from_numpy(self.p)).float())
+
+    # ================================================== augmented label matrix
+    def _create_L_ind(self, L) -> np.ndarray:
+        """One-hot of the non-abstain votes: float array ``[n, m*k]`` with column
+        ``i*k + y-1`` on iff ``L[r, i] == y``."""
+        L = check_label_matrix(L, name="L", k=self.k, allow_empty=True)
+        chunks = [
+            self._unary_chunk(torch.from_numpy(c), source_major=True)
+            for c in iter_dense_chunks(L)
+        ]
+        if not chunks:
+            return np.zeros((0, L.shape[1] * self.k), dtype=np.float32)
+        return torch.cat(chunks).numpy()
+
+    def _unary_chunk(
+        self, Lc: torch.Tensor, source_major: bool = False, buffer=None
+    ) -> torch.Tensor:
+        """One-hot float32 ``[c, m*k]`` of a dense chunk ``Lc [c, m]``.
+
+        Value-major column order (``v*m + i``) is the fast layout used
+        internally; ``source_major`` gives the public ``i*k + v`` order. A
+        ``buffer`` of at least ``c`` rows is reused when given (keeping the
+        chunk in cache is what makes the pass fast).
+        """
+        c, m = Lc.shape
+        if buffer is None:
+            X = torch.empty(c, self.k * m, dtype=torch.float32, device=Lc.device)
+        else:
+            X = buffer[:c]
+        for v in range(self.k):
+            X[:, v * m : (v + 1) * m] = Lc == v + 1
+        if source_major:
+            X = X.view(c, self.k, m).transpose(1, 2).reshape(c, m * self.k)
+        return X
+
+    def _chunk_buffer(self) -> torch.Tensor:
+        return torch.empty(
+            _CHUNK_ROWS, self.m * self.k, dtype=torch.float32, device=self._device()
+        )
+
+    def _higher_order_blocks(self) -> List[dict]:
+        """Column blocks of the cliques and separators with >= 2 sources.
+
+        Each block is a dict with ``members`` (sorted sources), ``start``/``end``
+        (columns after the ``m*k`` unary ones), ``max_cliques`` (clique-tree node
+        ids it belongs to) and ``weight`` (+1 for a maximal clique, minus the
+        number of junction-tree edges for a separator).
+        """
+        k, m = self.k, self.m
+        blocks: List[dict] = []
+        by_members: Dict[tuple, dict] = {}
+        next_start = m * k
+
+        def add(members, max_cliques, weight):
+            nonlocal next_start
+            key = tuple(members)
+            if key in by_members:
+                block = by_members[key]
+                block["max_cliques"] |= set(max_cliques)
+                block["weight"] += weight
+                return block
+            width = k ** len(members)
+            block = {
+                "members": key,
+                "start": next_start,
+                "end": next_start + width,
+                "max_cliques": set(max_cliques),
+                "weight": weight,
+            }
+            next_start += width
+            blocks.append(block)
+            by_members[key] = block
+            return block
+
+        for node, attrs in self.c_tree.nodes(data=True):
+            members = sorted(attrs["members"])
+            if len(members) > 1:
+                add(members, {node}, 1)
+        for u, v, attrs in self.c_tree.edges(data=True):
+            members = sorted(attrs["members"])
+            if len(members) > 1:
+                add(members, {u, v}, -1)
+        return blocks
+
+    def _build_c_data(self, blocks: Sequence[dict] = ()) -> None:
+        """``c_data``: column ranges and maximal cliques of every column block."""
+        self.c_data = {}
+        for i in range(self.m):
+            self.c_data[i] = {
+                "start_index": i * self.k,
+                "end_index": (i + 1) * self.k,
+                "max_cliques": {
+                    node
+                    for node, attrs in self.c_tree.nodes(data=True)
+                    if i in attrs["members"]
+                },
+            }
+        for block in blocks:
+            self.c_data[block["members"]] = {
+                "start_index": block["start"],
+                "end_index": block["end"],
+                "max_cliques": set(block["max_cliques"]),
+            }
+
+    def _higher_order_chunk(self, Lc: torch.Tensor, blocks: Sequence[dict]):
+        """Pattern one-hots ``[c, sum of block widths]`` of a dense chunk: the
+        column of a block's vote pattern (first member most significant) is on
+        iff every member voted (no abstain)."""
+        c = Lc.shape[0]
+        width = sum(b["end"] - b["start"] for b in blocks)
+        X = torch.zeros(c, width, dtype=torch.float32, device=Lc.device)
+        offset = 0
+        for block in blocks:
+            code, voted = self._pattern_codes(Lc, block["members"])
+            rows = torch.nonzero(voted).squeeze(1)
+            X[rows, offset + code[rows]] = 1
+            offset += block["end"] - block["start"]
+        return X
+
+    def _pattern_codes(self, Lc: torch.Tensor, members: Sequence[int]):
+        """Index of each row's joint vote pattern over ``members`` and whether all
+        members voted."""
+        votes = Lc[:, list(members)].long()
+        voted = (votes > 0).all(dim=1)
+        weights = self.k ** torch.arange(
+            len(members) - 1, -1, -1, device=Lc.device, dtype=torch.long
+        )
+        code = ((votes - 1).clamp(min=0) * weights).sum(dim=1)
+        return code, voted
+
+    def _get_augmented_label_matrix(self, L, higher_order: bool = False):
+        """The indicator matrix ``[n, d]`` of ``L``: the unary one-hot
+        (``higher_order=False``), or with one block of ``k**|C|`` pattern columns
+        per clique and separator of >= 2 sources appended, in clique-tree node
+        order then edge order. With ``higher_order`` the column ranges are also
+        written into the clique tree's node/edge attributes and ``c_data``."""
+        L_ind = self._create_L_ind(L)
+        if not higher_order:
+            self._build_c_data()
+            return L_ind
+        blocks = self._higher_order_blocks()
+        self._build_c_data(blocks)
+        self._annotate_clique_tree(blocks)
+        if not blocks:
+            return L_ind
+        L_dense = check_label_matrix(L, name="L", k=self.k)
+        chunks = [
+            self._higher_order_chunk(torch.from_numpy(c), blocks)
+            for c in iter_dense_chunks(L_dense)
+        ]
+        return np.hstack([L_ind, torch.cat(chunks).numpy()])
+
+    def _annotate_clique_tree(self, blocks: Sequence[dict]) -> None:
+        by_members = {b["members"]: b for b in blocks}
+        items = [(attrs, attrs["members"]) for _, attrs in self.c_tree.nodes(data=True)]
+        items += [
+            (attrs, attrs["members"]) for _, _, attrs in self.c_tree.edges(data=True)
+        ]
+        for attrs, members in items:
+            members = sorted(members)
+            if len(members) == 1:
+                attrs["start_index"] = members[0] * self.k
+                attrs["end_index"] = (members[0] + 1) * self.k
+            else:
+                block = by_members[tuple(members)]
+                attrs["start_index"], attrs["end_index"] = block["start"], block["end"]
+
+    # ============================================================ statistics
+    def _uses_custom_indicators(self) -> bool:
+        return type(self)._create_L_ind is not LabelModel._create_L_ind
+
+    def _iter_L_chunks(self, L):
+        """Consecutive dense row blocks of the (validated) label matrix."""
+        return iter_dense_chunks(L, _CHUNK_ROWS)
+
+    def _overlap_matrix(self, L, blocks: Sequence[dict] = ()) -> np.ndarray:
+        """``O = L_aug^T L_aug / n`` (float64 ``[d, d]``, source-major unary
+        columns first), accumulated chunk by chunk without materialising the
+        one-hot of all of L."""
+        device = self._device()
+        d_unary = self.m * self.k
+        d = d_unary + sum(b["end"] - b["start"] for b in blocks)
+        O = torch.zeros(d, d, dtype=torch.float64, device=device)
+        custom = self._uses_custom_indicators()
+        buffer = None if custom else self._chunk_buffer()
+        n = 0
+        for chunk in self._iter_L_chunks(L):
+            if custom:
+                X = torch.as_tensor(self._create_L_ind(chunk), dtype=torch.float32)
+                X = X.to(device)
+                Lc = None
+            else:
+                Lc = torch.from_numpy(chunk).to(device)
+                X = self._unary_chunk(Lc, buffer=buffer)
+            if blocks:
+                if Lc is None:
+                    Lc = torch.from_numpy(np.asarray(chunk)).to(device)
+                X = torch.cat([X, self._higher_order_chunk(Lc, blocks)], dim=1)
+            # Per-chunk counts are exact in float32 (chunks < 2**24 rows).
+            O += (X.T @ X).double()
+            n += X.shape[0]
+        O = O.cpu().numpy() / max(n, 1)
+        if not custom:
+            order = self._value_major_to_source_major(d_unary)
+            full = np.concatenate([order, np.arange(d_unary, d)])
+            O = O[np.ix_(full, full)]
+        return O
+
+    def _value_major_to_source_major(self, d_unary: int) -> np.ndarray:
+        """Index array mapping source-major column ``i*k + v`` to ``v*m + i``."""
+        i, v = np.divmod(np.arange(d_unary), self.k)
+        return v * self.m + i
+
+    def _generate_O(self, L) -> None:
+        """Compute the unary overlap matrix ``self.O`` (float32 ``[d, d]``)."""
+        O = self._overlap_matrix(L)
+        self.d = O.shape[0]
+        self._O64 = O
+        self._set_tensor("O", torch.from_numpy(O).float())
+
+    def _generate_O_inv(self, L) -> None:
+        """Compute ``self.O`` and ``self.O_inv``, its inverse on the columns that
+        occur in L (a value a source never emits has an all-zero row in O and a
+        zero row in ``O_inv``; its ``mu`` and ``Z`` rows stay 0)."""
+        self._generate_O(L)
+        self._active = np.diag(self._O64) > 0
+        active = np.ix_(self._active, self._active)
+        O_inv = np.zeros_like(self._O64)
+        O_inv[active] = self._invert_O(self._O64[active])
+        self._O_inv64 = O_inv
+        self._set_tensor("O_inv", torch.from_numpy(O_inv).float())
+
+    def _invert_O(self, O: np.ndarray) -> np.ndarray:
+        cond = np.linalg.cond(O) if O.size else 1.0
+        if not np.isfinite(cond) or cond > 1e12:
+            raise ValueError(
+                "The overlap matrix O is singular, so the dependency-aware fit "
+                "cannot invert it. This happens when two or more sources never "
+                "abstain (their one-hot columns are linearly dependent). Fit "
+                "without deps, or drop the dependencies on full-coverage sources."
+            )
+        return np.linalg.inv(O)
+
+    def _build_mask(self) -> None:
+        """``self.mask [d, d]`` (bool): True on the pairs of column blocks that
+        share no maximal clique (the entries the objective fits)."""
+        self._set_tensor("mask", torch.from_numpy(self._mask_from_c_data()))
+
+    def _mask_from_c_data(self) -> np.ndarray:
+        mask = np.ones((self.d, self.d), dtype=bool)
+        entries = list(self.c_data.values())
+        for a, ci in enumerate(entries):
+            for cj in entries[a:]:
+                if ci["max_cliques"] & cj["max_cliques"]:
+                    si, ei = ci["start_index"], ci["end_index"]
+                    sj, ej = cj["start_index"], cj["end_index"]
+                    mask[si:ei, sj:ej] = False
+                    mask[sj:ej, si:ei] = False
+        return mask
+
+    # ======================================================== initialisation
+    def _prec_init_vector(self) -> np.ndarray:
+        prec_init = self.config["train_config"]["prec_init"]
+        if isinstance(prec_init, torch.Tensor):
+            prec_init = prec_init.detach().cpu().numpy()
+        values = np.asarray(prec_init, dtype=np.float64)
+        if values.ndim == 0:
+            values = np.full(self.m, float(values))
+        if values.shape != (self.m,):
+            raise ValueError(
+                f"prec_init must be a number or have shape ({self.m},) (one value "
+                f"per source); found shape {values.shape}."
+            )
+        if not np.all((values >= 0) & (values <= 1)):
+            raise ValueError(
+                f"prec_init must hold probabilities in [0, 1]; found {values.tolist()}."
+            )
+        return values
+
+    def _l2_rows(self, l2) -> np.ndarray:
+        """Per-row strengths (length m*k) of the l2 penalty on ``mu``."""
+        if isinstance(l2, torch.Tensor):
+            l2 = l2.detach().cpu().numpy()
+        try:
+            values = np.asarray(l2, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise ValueError(
+                f"l2 must be a number or an array; found {l2!r}."
+            ) from None
+        if not np.all(np.isfinite(values)) or np.any(values < 0):
+            raise ValueError(f"l2 must be non-negative and finite; found {l2!r}.")
+        m, k = self.m, self.k
+        if values.ndim == 0:
+            return np.full(m * k, float(values))
+        if values.shape == (m,):
+            return np.repeat(values, k)
+        if values.shape == (m * k,):
+            return values
+        raise ValueError(
+            f"l2 must be a number or an array of length m={m} (per source) or "
+            f"m*k={m * k} (per row of mu); found shape {values.shape}."
+        )
+
+    def _init_params(self) -> None:
+        """Set ``mu_init`` from the propensities and ``prec_init``, and start ``mu``
+        at ``u * mu_init`` with one scalar ``u ~ U[0, 1)`` (MeTaL's rule)."""
+        prec = self._prec_init_vector()
+        lps = np.diag(self._O64).reshape(self.m, self.k)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            diag = np.clip(lps * prec[:, None] / self.p[None, :], 0.0, 1.0)
+        diag = np.nan_to_num(diag, nan=0.0)
+        mu_init = np.zeros((self.d, self.k))
+        rows = np.arange(self.m)[:, None] * self.k + np.arange(self.k)[None, :]
+        mu_init[rows, np.arange(self.k)[None, :]] = diag
+        self._mu_init64 = mu_init
+        self._set_tensor("mu_init", torch.from_numpy(mu_init).float())
+        rng = self._rng()
+        self._mu_start = mu_init * rng.random()
+        self._set_mu(self._mu_start)
+        if self.inv_form:
+            gen = torch.Generator().manual_seed(int(rng.randint(2**31)))
+            self.Z = nn.Parameter(torch.randn(self.d, self.k, generator=gen))
+        self._build_mask()
+
+    def _rng(self):
+        seed = self.config.get("seed")
+        return (
+            np.random.RandomState(seed) if seed is not None else np.random.mtrand._rand
+        )
+
+    # =============================================================== training
+    def train_model(
+        self,
+        L_train,
+        Y_dev=None,
+        deps=[],
+        class_balance=None,
+        log_writer=None,
+        **kwargs,
+    ) -> None:
+        """Fit the class-conditional accuracies ``mu`` of the sources.
+
+        Args:
+            L_train: label matrix ``[n, m]`` with values in 0..k (0 = abstain);
+                dense (any integer dtype or integral floats), scipy.sparse (any
+                format) or a torch tensor.
+            Y_dev: optional gold labels in 1..k, used only to estimate the class
+                balance when ``class_balance`` is not given.
+            deps: dependency edges ``(i, j)`` between sources; non-empty deps use
+                the inverse form and a junction-tree posterior.
+            class_balance: optional ``P(Y = y)``, length k, summing to 1.
+            log_writer: optional ``metal.logging`` writer receiving
+                ``train/loss`` at each logged iteration.
+            **kwargs: config overrides (e.g. ``n_epochs=500``, ``l2=0.1``,
+                ``prec_init=0.8``); unknown keys raise ``ValueError``.
+        """
+        self.config = recursive_merge_dicts(
+            self.config, kwargs, misses="exception", verbose=False
+        )
+        L = self._check_L(L_train)
+        self._set_class_balance(class_balance, Y_dev)
+        self._set_constants(L)
+        self._set_dependencies(deps)
+        self.inv_form = len(self.deps) > 0
+        self._clear_fit_state()
+        verbose = self.config["verbose"]
+        self._log_writer = log_writer
+
+        self._build_c_data()
+        if not self.inv_form:
+            if verbose:
+                print("Computing O...")
+            self._generate_O(L)
+            self._init_params()
+            if verbose:
+                print("Estimating \\mu...")
+            mu = self._fit_mu(self._O64, self.mask.cpu().numpy())
+        else:
+            if verbose:
+                print("Computing O^{-1}...")
+            self._generate_O_inv(L)
+            self._init_params()
+            if verbose:
+                print("Estimating Z...")
+            Z = self._fit_Z(self._O_inv64, self.mask.cpu().numpy())
+            self.Z = nn.Parameter(torch.from_numpy(Z).float().to(self._device()))
+            self._Q64 = self.get_Q()
+            self._set_tensor("Q", torch.from_numpy(self._Q64).float())
+            if verbose:
+                print("Estimating \\mu...")
+            mu = self._fit_mu(self._Q64, np.ones_like(self._Q64, dtype=bool))
+        self._set_mu(mu)
+        self.is_trained = True
+        if self.inv_form:
+            self._blocks = self._higher_order_blocks()
+            if self._blocks:
+                if verbose:
+                    print("Estimating clique tables...")
+                self._estimate_clique_tables(L)
+        self._log_writer = None
+        if verbose:
+            print("Finished Training")
+
+    def _clear_fit_state(self) -> None:
+        for name in ("O_inv", "Z", "Q", "mu_higher"):
+            self._buffers.pop(name, None)
+            self._parameters.pop(name, None)
+        self._blocks = []
+
+    # ------------------------------------------------------------- solvers
+    def _fit_mu(self, target: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """Minimise ``||(target - mu P mu^T)[mask]||^2 + ||mu p - diag(O)||^2 +
+        ||D (mu - mu_init)||^2`` from the current start; then break the label
+        permutation symmetry in favour of ``prec_init``."""
+        p = self.p
+        diag_O = np.diag(self._O64)
+        l2_rows = self._l2_rows(self.config["train_config"].get("l2", 0.0))
+        mu_init = self._mu_init64
+        target_masked = target * mask
+
+        def objective(x):
+            mu = x.reshape(self.d, self.k)
+            R = target_masked - ((mu * p) @ mu.T) * mask
+            e = mu @ p - diag_O
+            D = l2_rows[:, None] * (mu - mu_init)
+            f = np.sum(R * R) + np.sum(e * e) + np.sum(D * D)
+            g = -4.0 * (R @ mu) * p + 2.0 * np.outer(e, p) + 2.0 * l2_rows[:, None] * D
+            return f, g.ravel()
+
+        mu = self._minimize(objective, self._mu_start, "mu")
+        permutation = self._best_label_permutation(mu)
+        if permutation is not None:
+            mu = self._minimize(objective, mu[:, permutation], "mu")
+        return mu
+
+    def _fit_Z(self, O_inv: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """Minimise ``||(O^-1 + Z Z^T)[mask]||^2`` over the rank-k ``Z`` (rows of
+        columns that never occur stay 0)."""
+        active = self._active
+        mask_a = mask[np.ix_(active, active)]
+        O_inv_masked = O_inv[np.ix_(active, active)] * mask_a
+        d_a = int(active.sum())
+
+        def objective(x):
+            Z = x.reshape(d_a, self.k)
+            R = O_inv_masked + (Z @ Z.T) * mask_a
+            return np.sum(R * R), (4.0 * R @ Z).ravel()
+
+        start = self.Z.detach().double().cpu().numpy()[active]
+        Z = np.zeros((self.d, self.k))
+        Z[active] = self._minimize(objective, start, "Z")
+        return Z
+
+    def _minimize(self, objective, start: np.ndarray, name: str) -> np.ndarray:
+        """Minimise ``objective(x) -> (f, grad)`` from ``start`` with the
+        configured optimizer: ``n_epochs`` full-batch steps of sgd (momentum),
+        adam, adamax or rmsprop as MeTaL takes them, or L-BFGS ("lbfgs") run to
+        convergence with ``n_epochs`` as its iteration cap. A first-order run
+        that diverges falls back to L-BFGS with a warning."""
+        tc = self.config["train_config"]
+        n_epochs = check_int(tc["n_epochs"], "n_epochs", minimum=0)
+        if n_epochs == 0:
+            return start.copy()
+        if tc.get("lr_scheduler") is not None:
+            raise ValueError(
+                "The LabelModel takes full-batch steps with a fixed learning rate; "
+                f"lr_scheduler must be None, found {tc['lr_scheduler']!r}."
+            )
+        opt_config = tc["optimizer_config"]
+        name_opt = opt_config["optimizer"]
+        if name_opt == "lbfgs":
+            return self._minimize_lbfgs(objective, start, name, n_epochs)
+        if name_opt not in _FIRST_ORDER_STEPS:
+            raise ValueError(
+                f"optimizer must be one of {sorted(_FIRST_ORDER_STEPS) + ['lbfgs']}; "
+                f"found {name_opt!r}."
+            )
+        x = self._minimize_first_order(objective, start, name_opt, opt_config, n_epochs)
+        if x is None:
+            warnings.warn(
+                f"The {name_opt} fit of {name} diverged (the loss became non-finite); "
+                "solved with L-BFGS instead. Lower lr to keep the first-order solver."
+            )
+            return self._minimize_lbfgs(objective, start, name, max(n_epochs, 100))
+        return x
+
+    def _minimize_first_order(self, objective, start, optimizer, opt_config, n_epochs):
+        """Full-batch steps with torch's update rules; ``None`` if it diverged."""
+        lr = float(opt_config.get("optimizer_common", {}).get("lr", 0.01))
+        sub_config = opt_config.get(f"{optimizer}_config", {}) or {}
+        if optimizer == "adamax":
+            sub_config = opt_config.get("adam_config", {}) or {}
+        step = _FIRST_ORDER_STEPS[optimizer](lr, **sub_config)
+        x = start.ravel().copy()
+        with np.errstate(over="ignore", invalid="ignore"):
+            for epoch in range(1, n_epochs + 1):
+                f, g = objective(x)
+                if not np.isfinite(f):
+                    return None
+                self._log_loss(epoch, f)
+                x = step(x, g, epoch)
+            if not np.all(np.isfinite(x)) or not np.isfinite(objective(x)[0]):
+                return None
+        return x.reshape(start.shape)
+
+    def _minimize_lbfgs(self, objective, start, name, max_iter):
+        state = {"iteration": 0}
+
+        def callback(xk):
+            state["iteration"] += 1
+            if self._logging_due(state["iteration"]):
+                self._log_loss(state["iteration"], float(objective(xk)[0]))
+
+        result = optimize.minimize(
+            objective,
+            start.ravel(),
+            jac=True,
+            method="L-BFGS-B",
+            callback=callback,
+            options={"maxiter": max_iter, "ftol": _FTOL, "gtol": _GTOL, "maxcor": 20},
+        )
+        if not np.all(np.isfinite(result.x)):
+            raise ValueError(
+                f"The fit of {name} diverged (non-finite values); check L for "
+                "degenerate sources."
+            )
+        return result.x.reshape(start.shape)
+
+    def _logging_due(self, epoch: int) -> bool:
+        if not (self.config["verbose"] or self._log_writer is not None):
+            return False
+        logger_config = self.config["train_config"].get("logger_config", {})
+        every = logger_config.get("log_train_every", 1) or 1
+        return epoch % every == 0
+
+    def _log_loss(self, epoch: int, loss: float) -> None:
+        if not self._logging_due(epoch):
+            return
+        if self._log_writer is not None:
+            self._log_writer.add_scalar("train/loss", float(loss), epoch)
+        if self.config["verbose"]:
+            print(f"[{epoch} epo]: TRAIN:[loss={loss:.3f}]")
+
+    def _best_label_permutation(self, mu: np.ndarray) -> Optional[np.ndarray]:
+        """The column permutation of ``mu`` most consistent with ``prec_init``.
+
+        Sources whose ``prec_init`` is above 1/k are expected to be accurate,
+        those below it inaccurate; the permutation maximising the weighted
+        probability of a correct vote, ``sum_i w_i sum_y p_y mu[i, y, sigma(y)]``
+        with ``w_i = prec_init_i - 1/k``, is chosen. Returns ``None`` when the
+        current labelling is already the best.
+        """
+        weights = self._prec_init_vector() - 1.0 / self.k
+        if not np.any(weights):
+            return None
+        unary = mu[: self.m * self.k].reshape(self.m, self.k, self.k)
+        # score[y, c] = p_y * sum_i w_i * P(lambda_i = y | column c)
+        score = self.p[:, None] * np.einsum("i,iyc->yc", weights, unary)
+        rows, cols = optimize.linear_sum_assignment(score, maximize=True)
+        permutation = cols[np.argsort(rows)]
+        gain = score[np.arange(self.k), permutation].sum() - np.trace(score)
+        if np.array_equal(permutation, np.arange(self.k)) or gain <= 1e-12:
+            return None
+        return permutation
+
+    def _set_mu(self, mu: np.ndarray) -> None:
+        self.mu = nn.Parameter(torch.from_numpy(mu).float().to(self._device()))
+
+    def _set_tensor(self, name: str, value: torch.Tensor) -> None:
+        value = value.to(self._device())
+        if name in self._buffers:
+            self._buffers[name] = value
+        else:
+            self.register_buffer(name, value)
+
+    # =================================================== losses (torch form)
+    def loss_l2(self, l2=0):
+        """``||D (mu - mu_init)||_F^2`` with ``D = l2 * I`` (a number) or
+        ``diag(l2)`` (per source or per row of mu)."""
+        mu = self.mu
+        D = torch.from_numpy(self._l2_rows(l2)).float().to(mu.device)
+        return torch.sum((D[:, None] * (mu - self.mu_init)) ** 2)
+
+    def loss_mu(self, *args, l2=0):
+        """The no-dependency objective evaluated at the current ``mu``."""
+        mu = self.mu
+        diff = (self.O - mu @ self.P @ mu.T)[self.mask]
+        marginal = torch.sum(mu @ self.P, dim=1) - torch.diag(self.O)
+        return torch.sum(diff**2) + torch.sum(marginal**2) + self.loss_l2(l2=l2)
+
+    def loss_inv_Z(self, *args):
+        """The first dependency-form objective evaluated at the current ``Z``."""
+        return torch.sum(((self.O_inv + self.Z @ self.Z.T)[self.mask]) ** 2)
+
+    def loss_inv_mu(self, *args, l2=0):
+        """The second dependency-form objective evaluated at the current ``mu``."""
+        mu = self.mu
+        diff = self.Q - mu @ self.P @ mu.T
+        marginal = torch.sum(mu @ self.P, dim=1) - torch.diag(self.O)
+        return torch.sum(diff**2) + torch.sum(marginal**2) + self.loss_l2(l2=l2)
+
+    def get_Q(self) -> np.ndarray:
+        """``Q = O Z (I_k + Z^T O Z)^-1 Z^T O`` (float64 ``[d, d]``)."""
+        Z = self.Z.detach().double().cpu().numpy()
+        O = self._O64 if hasattr(self, "_O64") else self.O.double().cpu().numpy()
+        inner = np.linalg.inv(np.eye(self.k) + Z.T @ O @ Z)
+        return O @ Z @ inner @ Z.T @ O
+
+    # ============================================================= prediction
+    def _check_trained(self) -> None:
+        if not getattr(self, "is_trained", False):
+            raise ValueError(
+                "This LabelModel is not trained yet; call train_model(L_train) first."
+            )
+
+    def get_conditional_probs(self, source: Optional[int] = None) -> np.ndarray:
+        """Estimated ``P(lambda_i = l | Y = y)`` including abstains.
+
+        Returns a float64 array ``[m*(k+1), k]``: row ``i*(k+1) + l``, column
+        ``y-1`` (l = 0 is abstain, computed as one minus the other rows), clipped
+        to [0.01, 0.99]; or only source ``source``'s ``[k+1, k]`` block.
+        """
+        self._check_trained()
+        k, m = self.k, self.m
+        mu = self.mu.detach().double().cpu().numpy().reshape(m, k, k)
+        table = np.empty((m, k + 1, k))
+        table[:, 1:, :] = mu
+        table[:, 0, :] = 1.0 - mu.sum(axis=1)
+        table = np.clip(table, *PROB_CLIP).reshape(m * (k + 1), k)
+        if source is None:
+            return table
+        source = check_int(source, "source", minimum=0)
+        if source >= m:
+            raise ValueError(f"source must be in 0..{m - 1}; found {source}.")
+        return table[source * (k + 1) : (source + 1) * (k + 1)]
+
+    def predict_proba(self, L) -> np.ndarray:
+        """Posterior ``P(Y = y | votes)`` for each item: float64 ``[n, k]``.
+
+        Without dependencies: ``P(y | lambda) ~ p_y * prod over voting sources
+        of mu[i, lambda_i, y]`` (clipped to [0.01, 0.99]; abstains are
+        uninformative). With dependencies the junction-tree factorisation is
+        used: clique pattern tables divided by separator tables. Computed in
+        log space, chunk by chunk.
+        """
+        self._check_trained()
+        if self._uses_custom_indicators():
+            L = self._check_L(L)
+        else:
+            L = check_label_matrix(L, name="L", k=self.k)
+        n_sources = self._n_sources(L)
+        if n_sources != self.m:
+            raise ValueError(
+                f"L has {n_sources} sources (columns) but the model was trained "
+                f"on m={self.m}."
+            )
+        device = self._device()
+        probs = np.empty((self._n_rows(L), self.k))
+        custom = self._uses_custom_indicators()
+        buffer = None if custom else self._chunk_buffer()
+        start = 0
+        with torch.no_grad():
+            for chunk in self._iter_L_chunks(L):
+                if custom:
+                    X = torch.as_tensor(self._create_L_ind(chunk), dtype=torch.float32)
+                    log_mu = torch.log(self.mu.detach().clamp(*PROB_CLIP))
+                    log_p = torch.log(torch.from_numpy(self.p)).float()
+                    scores = X.to(device) @ log_mu + log_p.to(device)
+                else:
+                    Lc = torch.from_numpy(chunk).to(device)
+                    scores = self._log_scores(Lc, buffer=buffer)
+                rows = scores.shape[0]
+                chunk_probs = torch.softmax(scores.double(), dim=1).cpu().numpy()
+                probs[start : start + rows] = chunk_probs
+                start += rows
+        return probs
+
+    def _n_sources(self, L) -> int:
+        """Number of sources of a validated label matrix (hook)."""
+        return L.shape[1]
+
+    def _n_rows(self, L) -> int:
+        """Number of items of a validated label matrix (hook)."""
+        return L.shape[0]
+
+    def _estimate_clique_tables(self, L, n_iter: int = 3) -> None:
+        """Estimate ``mu_higher``: for every clique/separator block with >= 2
+        sources, ``P(joint vote pattern | Y = y)`` over the patterns where all
+        members voted, by posterior-weighted counting (EM steps with ``mu``
+        fixed; the first posterior treats the sources as independent)."""
+        k, d_unary = self.k, self.m * self.k
+        width = sum(b["end"] - b["start"] for b in self._blocks)
+        device = self._device()
+        self._set_tensor("mu_higher", torch.zeros(width, k))
+        use_tables = False
+        for _ in range(n_iter):
+            counts = torch.zeros(width, k, dtype=torch.float64, device=device)
+            class_mass = torch.zeros(k, dtype=torch.float64, device=device)
+            for chunk in self._iter_L_chunks(L):
+                Lc = torch.from_numpy(chunk).to(device)
+                q = torch.softmax(self._log_scores(Lc, use_tables), dim=1).double()
+                class_mass += q.sum(dim=0)
+                for block in self._blocks:
+                    code, voted = self._pattern_codes(Lc, block["members"])
+                    rows = torch.nonzero(voted).squeeze(1)
+                    index = block["start"] - d_unary + code[rows]
+                    counts.index_add_(0, index, q[rows])
+            tables = counts / class_mass.clamp(min=1e-12)
+            self._set_tensor("mu_higher", tables.float())
+            use_tables = True
+
+    def _log_scores(
+        self, Lc: torch.Tensor, use_tables: bool = True, buffer=None
+    ) -> torch.Tensor:
+        """Unnormalised log posterior ``[c, k]`` of a dense chunk ``Lc``."""
+        log_mu = torch.log(self.mu.detach().clamp(*PROB_CLIP))
+        log_mu_vm = log_mu.view(self.m, self.k, self.k).transpose(0, 1)
+        log_mu_vm = log_mu_vm.reshape(self.m * self.k, self.k)
+        scores = self._unary_chunk(Lc, buffer=buffer) @ log_mu_vm
+        if use_tables and self._blocks:
+            scores += self._junction_tree_correction(Lc, log_mu)
+        log_p = torch.log(torch.from_numpy(self.p)).float().to(Lc.device)
+        return scores + log_p
+
+    def _junction_tree_correction(self, Lc: torch.Tensor, log_mu: torch.Tensor):
+        """Junction-tree terms of the log posterior ``[c, k]``.
+
+        For rows where every member of a clique/separator voted, the product of
+        the members' unary factors is replaced by the block's pattern table,
+        with the block's junction-tree weight (+1 for a maximal clique, minus
+        the number of tree edges for a separator). Each source thus counts once.
+        """
+        k, d_unary = self.k, self.m * self.k
+        correction = torch.zeros(Lc.shape[0], k, dtype=torch.float32, device=Lc.device)
+        for block in self._blocks:
+            members = list(block["members"])
+            lo = block["start"] - d_unary
+            table = self.mu_higher[lo : lo + block["end"] - block["start"]]
+            floor = PROB_CLIP[0] ** len(members)
+            log_table = torch.log(table.clamp(min=floor, max=PROB_CLIP[1]))
+            code, voted = self._pattern_codes(Lc, members)
+            rows = torch.nonzero(voted).squeeze(1)
+            if rows.numel() == 0:
+                continue
+            votes = Lc[rows][:, members].long()
+            member_index = torch.tensor(members, device=Lc.device)
+            unary_sum = log_mu[member_index * k + votes - 1].sum(dim=1)
+            correction[rows] += block["weight"] * (log_table[code[rows]] - unary_sum)
+        return correction
+
+    # ============================================================ persistence
+    def _get_extra_state_dict(self) -> dict:
+        state = super()._get_extra_state_dict()
+        state["is_trained"] = bool(getattr(self, "is_trained", False))
+        if state["is_trained"]:
+            state.update(
+                n=int(self.n),
+                m=int(self.m),
+                t=int(self.t),
+                d=int(self.d),
+                p=self.p.tolist(),
+                deps=[list(e) for e in self.deps],
+                inv_form=bool(self.inv_form),
+            )
+        return state
+
+    def _set_extra_state_dict(self, state: dict) -> None:
+        state = dict(state)
+        deps = state.pop("deps", None)
+        p = state.pop("p", None)
+        super()._set_extra_state_dict(state)
+        if not state.get("is_trained"):
+            return
+        self.p = np.asarray(p, dtype=np.float64)
+        self._set_dependencies([tuple(e) for e in deps])
+        self._build_c_data()
+        self._blocks = self._higher_order_blocks() if self.inv_form else []
+
+    def _prepare_for_state_dict(self, state_dict) -> None:
+        for name, value in state_dict.items():
+            if name in ("mu", "Z"):
+                setattr(self, name, nn.Parameter(torch.zeros_like(value)))
+            elif name not in self._buffers:
+                self.register_buffer(name, torch.zeros_like(value))
+        if "O" in state_dict:
+            self._O64 = state_dict["O"].double().numpy()

@@ -1,0 +1,44 @@
+"""Default configuration of the LabelModel (key order is the search order used
+when flat keyword arguments are merged into it)."""
+
+lm_default_config = {
+    "seed": None,
+    "verbose": True,
+    "show_plots": True,
+    "device": "cpu",
+    "train_config": {
+        "data_loader_config": {"batch_size": 1000, "num_workers": 0},
+        "learn_class_balance": False,
+        # Guess of each source's precision P(Y = y | lambda_i = y); a float or a
+        # length-m array. Used to initialise mu and to break label symmetry.
+        "prec_init": 0.7,
+        # Strength of the l2 penalty pulling mu towards its initial value; a
+        # float, or an array of length m (per source) or m*k (per row of mu).
+        "l2": 0.0,
+        "optimizer_config": {
+            "optimizer": "sgd",
+            "optimizer_common": {"lr": 0.01},
+            "sgd_config": {"momentum": 0.9},
+            # Not in MeTaL's tree (it raised KeyError for these optimizers);
+            # "lbfgs" needs no settings.
+            "adam_config": {"betas": (0.9, 0.999)},
+            "rmsprop_config": {},
+        },
+        "lr_scheduler": None,
+        # Number of full-batch optimisation steps (the cap for "lbfgs").
+        "n_epochs": 100,
+        "progress_bar": False,
+        "logger": True,
+        "logger_config": {
+            "log_unit": "epochs",
+            "log_train_every": 1,
+            "log_train_metrics": ["train/loss"],
+            "log_train_metrics_func": None,
+            "log_valid_every": 0,
+            "log_valid_metrics": [],
+            "log_valid_metrics_func": None,
+        },
+        "writer": None,
+        "checkpoint": False,
+    },
+}

@@ -1,0 +1,216 @@
+"""Structure over the tasks of a multi-task problem.
+
+A task with cardinality ``K_s`` has classes ``1..K_s``; a multi-task label is a
+vector ``y`` of length ``t`` with ``y[s]`` in ``1..K_s``. The value ``0`` is never
+part of a feasible label vector (it means abstain in label matrices).
+"""
+
+import itertools
+from typing import Dict, Iterator, List, Sequence, Tuple
+
+import networkx as nx
+import numpy as np
+
+__all__ = ["TaskGraph", "TaskHierarchy"]
+
+
+def _check_cardinalities(cardinalities) -> List[int]:
+    try:
+        values = list(cardinalities)
+    except TypeError:
+        raise ValueError(
+            "cardinalities must be a sequence of positive ints (one per task); "
+            f"found {cardinalities!r}."
+        ) from None
+    if not values:
+        raise ValueError("cardinalities must name at least one task; found [].")
+    for s, value in enumerate(values):
+        if isinstance(value, (bool, np.bool_)) or not isinstance(
+            value, (int, np.integer)
+        ):
+            raise ValueError(
+                f"cardinalities must be positive ints; found {value!r} "
+                f"(type {type(value).__name__}) for task {s}."
+            )
+        if value < 1:
+            raise ValueError(
+                f"cardinalities must be positive ints; found {value} for task {s}."
+            )
+    return [int(value) for value in values]
+
+
+def _is_task_index(value, t: int) -> bool:
+    return (
+        isinstance(value, (int, np.integer))
+        and not isinstance(value, (bool, np.bool_))
+        and 0 <= value < t
+    )
+
+
+def _check_edges(edges, t: int) -> List[Tuple[int, int]]:
+    try:
+        pairs = [tuple(edge) for edge in edges]
+    except TypeError:
+        raise ValueError(
+            f"edges must be a sequence of (parent, child) pairs; found {edges!r}."
+        ) from None
+    for edge in pairs:
+        if len(edge) != 2:
+            raise ValueError(
+                f"edges must be (parent, child) pairs; found the edge {edge!r}."
+            )
+        if not all(_is_task_index(node, t) for node in edge):
+            raise ValueError(
+                f"edges must name existing tasks 0..{t - 1} (t={t} from "
+                f"cardinalities); found the edge {edge!r}."
+            )
+        if edge[0] == edge[1]:
+            raise ValueError(
+                f"edges must join two different tasks; found the self-loop {edge!r}."
+            )
+    return [(int(a), int(b)) for a, b in pairs]
+
+
+class TaskGraph:
+    """A directed graph over tasks ``0..t-1``; an edge ``(a, b)`` makes ``a`` the
+    parent of ``b``. Plain task graphs impose no constraint between tasks, so every
+    label vector in ``{1..K_0} x ... x {1..K_{t-1}}`` is feasible.
+
+    Args:
+        cardinalities: ``K``, one positive int per task (default: one binary task).
+        edges: ``(parent, child)`` pairs of task indices.
+
+    Attributes:
+        K: the cardinalities (list of ints); t: number of tasks; edges: list of
+        ``(parent, child)`` tuples; G: ``networkx.DiGraph`` over all tasks;
+        leaf_nodes: tasks without children (node order); parents / children:
+        ``{task: sorted list}``; k: number of feasible label vectors.
+    """
+
+    def __init__(
+        self,
+        cardinalities: Sequence[int] = [2],
+        edges: Sequence[Tuple[int, int]] = [],
+    ):
+        self.K = _check_cardinalities(cardinalities)
+        self.t = len(self.K)
+        self.edges = _check_edges(edges, self.t)
+
+        self.G = nx.DiGraph()
+        self.G.add_nodes_from(range(self.t))
+        self.G.add_edges_from(self.edges)
+        self._check_structure()
+
+        self.leaf_nodes = [
+            node for node in self.G.nodes() if self.G.out_degree(node) == 0
+        ]
+        self.parents: Dict[int, List[int]] = {
+            node: sorted(self.G.predecessors(node)) for node in self.G.nodes()
+        }
+        self.children: Dict[int, List[int]] = {
+            node: sorted(self.G.successors(node)) for node in self.G.nodes()
+        }
+        self.k = self._count_feasible()
+
+    def _check_structure(self) -> None:
+        """Hook for subclasses that constrain the graph's shape."""
+
+    def _count_feasible(self) -> int:
+        return int(np.prod(self.K))
+
+    def _check_node(self, node) -> int:
+        if not _is_task_index(node, self.t):
+            raise ValueError(
+                f"node must be a task index in 0..{self.t - 1}; found {node!r}."
+            )
+        return int(node)
+
+    def get_parent(self, node: int) -> List[int]:
+        """Sorted list of the parents of task ``node``."""
+        return list(self.parents[self._check_node(node)])
+
+    def get_children(self, node: int) -> List[int]:
+        """Sorted list of the children of task ``node``."""
+        return list(self.children[self._check_node(node)])
+
+    def is_feasible(self, y) -> bool:
+        """Every label vector is feasible in a plain task graph."""
+        return True
+
+    def feasible_set(self) -> Iterator[np.ndarray]:
+        """Yield every label vector (int arrays of length t; last task fastest)."""
+        for values in itertools.product(*(range(1, K_s + 1) for K_s in self.K)):
+            yield np.array(values, dtype=np.int64)
+
+    def __eq__(self, other) -> bool:
+        if not isinstance(other, TaskGraph):
+            return NotImplemented
+        return self.edges == other.edges and self.K == other.K
+
+    __hash__ = None
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(cardinalities={self.K}, edges={self.edges})"
+
+
+class TaskHierarchy(TaskGraph):
+    """A tree of mutually exclusive tasks rooted at task 0.
+
+    Each non-root task's last value ``K_s`` means "not applicable"; a child task
+    applies only when its parent's label selects it: the parent's value is
+    ``1 + (position of the child among the parent's children, in edge order)``.
+    For ``K=[2, 3, 3]`` and edges ``(0, 1), (0, 2)`` the feasible set is
+    ``[1,1,3], [1,2,3], [2,3,1], [2,3,2]``.
+
+    Raises:
+        ValueError: if the graph is not a tree with every edge pointing away from
+            task 0.
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+
+    def _check_structure(self) -> None:
+        if not nx.is_tree(self.G):
+            raise ValueError(
+                "TaskHierarchy needs the edges to form a tree over all "
+                f"{self.t} tasks (connected, no cycles); found edges {self.edges}."
+            )
+        if self.t > 1 and not nx.is_arborescence(self.G):
+            raise ValueError(
+                "TaskHierarchy needs every task to have at most one parent; found "
+                f"edges {self.edges}."
+            )
+        if self.G.in_degree(0) != 0:
+            raise ValueError(
+                "TaskHierarchy needs task 0 to be the root (no parent); found the "
+                f"parent(s) {sorted(self.G.predecessors(0))} in edges {self.edges}."
+            )
+
+    def _count_feasible(self) -> int:
+        return sum(1 for _ in self.feasible_set())
+
+    def _leaf_values(self, leaf: int) -> range:
+        # The root has no "not applicable" value; every other task does.
+        if leaf == 0:
+            return range(1, self.K[leaf] + 1)
+        return range(1, self.K[leaf])
+
+    def feasible_set(self) -> Iterator[np.ndarray]:
+        """Yield the feasible label vectors: one per (leaf, applicable leaf value)."""
+        for leaf in self.leaf_nodes:
+            for value in self._leaf_values(leaf):
+                y = np.array(self.K, dtype=np.int64)
+                y[leaf] = value
+                node = leaf
+                while node != 0:
+                    parent = next(iter(self.G.predecessors(node)))
+                    position = list(self.G.successors(parent)).index(node)
+                    y[parent] = position + 1
+                    node = parent
+                yield y
+
+    def is_feasible(self, y) -> bool:
+        """Whether the label vector ``y`` (length t) is in the feasible set."""
+        y = np.asarray(y)
+        return any(np.array_equal(y, feasible) for feasible in self.feasible_set())

@@ -1,0 +1,627 @@
+import os
+import pickle
+import tempfile
+import unittest
+import warnings
+
+import numpy as np
+import scipy.sparse as sparse
+import torch
+
+from metal.label_model import LabelModel, MajorityLabelVoter
+from metal.synthetic.generate import SingleTaskTreeDepsGenerator
+
+
+class NoJunctionTree(LabelModel):
+    """The dependency fit with the unary (independence) posterior."""
+
+    def _higher_order_blocks(self):
+        return []
+
+
+def param_error(model, data):
+    return np.mean(np.abs(data.c_probs - model.get_conditional_probs()))
+
+
+def make_votes(Y, accuracy, coverage, k, rng):
+    """Votes of one source: correct with prob ``accuracy`` when it votes."""
+    n = len(Y)
+    wrong = (Y - 1 + rng.integers(1, k, n)) % k + 1
+    votes = np.where(rng.random(n) < accuracy, Y, wrong)
+    return np.where(rng.random(n) < coverage, votes, 0)
+
+
+class LabelModelOriginalTest(unittest.TestCase):
+    """The checks of MeTaL's own tests (synthetic data, n=10000, m=10, k=2)."""
+
+    def _train(self, data, deps):
+        model = LabelModel(k=data.k, verbose=False)
+        model.train_model(
+            data.L,
+            deps=deps,
+            class_balance=data.p,
+            n_epochs=1000,
+            log_train_every=200,
+        )
+        return model
+
+    def test_no_deps(self):
+        np.random.seed(0)
+        data = SingleTaskTreeDepsGenerator(10000, 10, k=2, edge_prob=0.0)
+        model = self._train(data, data.E)
+        self.assertLess(param_error(model, data), 0.025)
+        score = model.score((data.L, data.Y), verbose=False)
+        self.assertGreater(score, 0.95)
+        np.random.seed(0)
+        mv_score = MajorityLabelVoter(k=2).score((data.L, data.Y), verbose=False)
+        self.assertGreater(score, mv_score)
+
+    def test_with_deps(self):
+        np.random.seed(0)
+        data = SingleTaskTreeDepsGenerator(10000, 10, k=2, edge_prob=1.0)
+        self.assertEqual(len(data.E), 9)
+        model = self._train(data, data.E)
+        self.assertTrue(model.inv_form)
+        self.assertLess(param_error(model, data), 0.025)
+        # The original crashed here; the junction-tree posterior must work.
+        score = model.score((data.L, data.Y), verbose=False)
+        self.assertGreater(score, 0.95)
+
+    def test_three_classes(self):
+        np.random.seed(1)
+        data = SingleTaskTreeDepsGenerator(10000, 10, k=3)
+        model = self._train(data, [])
+        self.assertLess(param_error(model, data), 0.025)
+        np.random.seed(1)
+        mv_score = MajorityLabelVoter(k=3).score((data.L, data.Y), verbose=False)
+        self.assertGreater(model.score((data.L, data.Y), verbose=False), mv_score)
+
+    def test_augmented_L_construction(self):
+        n, m, k = 3, 5, 2
+        E = [(0, 1), (1, 2), (2, 0), (0, 3)]
+        L = np.array([[1, 1, 1, 2, 1], [1, 2, 2, 1, 0], [1, 1, 1, 1, 0]])
+        model = LabelModel(k=k, verbose=False)
+        model._set_constants(L)
+        model._set_dependencies(E)
+        L_aug = model._get_augmented_label_matrix(L, higher_order=True)
+
+        self.assertEqual(L_aug.shape, (3, 22))
+        self.assertEqual(L_aug.sum(), 19)
+        for i in range(n):
+            for j in range(m):
+                if L[i, j] > 0:
+                    self.assertEqual(L_aug[i, j * k + L[i, j] - 1], 1)
+
+        nodes = dict(model.c_tree.nodes(data=True))
+        triangle = [a for a in nodes.values() if len(a["members"]) == 3]
+        pair = [a for a in nodes.values() if len(a["members"]) == 2]
+        self.assertEqual(len(triangle), 1)
+        self.assertEqual(len(pair), 1)
+        j = triangle[0]["start_index"]
+        self.assertEqual(L_aug[0, j], 1)
+        self.assertEqual(L_aug[1, j + 3], 1)
+        self.assertEqual(L_aug[2, j], 1)
+        j = pair[0]["start_index"]
+        self.assertEqual(L_aug[0, j + 1], 1)
+        self.assertEqual(L_aug[1, j], 1)
+        self.assertEqual(L_aug[2, j], 1)
+        self.assertIn((0, 1, 2), model.c_data)
+        self.assertIn((0, 3), model.c_data)
+
+
+class LabelModelFitTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        np.random.seed(3)
+        cls.data = SingleTaskTreeDepsGenerator(4000, 8, k=2)
+
+    def test_state_after_training(self):
+        model = LabelModel(k=2, verbose=False, seed=1)
+        model.train_model(self.data.L)
+        m, k = 8, 2
+        self.assertEqual((model.n, model.m, model.t, model.d), (4000, m, 1, m * k))
+        self.assertEqual(tuple(model.mu.shape), (m * k, k))
+        self.assertIsInstance(model.mu, torch.nn.Parameter)
+        self.assertEqual(tuple(model.O.shape), (m * k, m * k))
+        self.assertEqual(model.mask.dtype, torch.bool)
+        # The k x k diagonal block of every source is masked out, nothing else.
+        expected = np.ones((m * k, m * k), dtype=bool)
+        for i in range(m):
+            expected[i * k : (i + 1) * k, i * k : (i + 1) * k] = False
+        np.testing.assert_array_equal(model.mask.numpy(), expected)
+        np.testing.assert_allclose(model.p, [0.5, 0.5])
+        np.testing.assert_allclose(torch.diag(model.P).numpy(), [0.5, 0.5])
+        self.assertFalse(model.inv_form)
+
+    def test_overlap_matrix_matches_one_hot(self):
+        L = self.data.L.toarray()
+        model = LabelModel(k=2, verbose=False)
+        model.train_model(L, n_epochs=1)
+        X = model._create_L_ind(L).astype(np.float64)
+        self.assertEqual(X.shape, (4000, 16))
+        np.testing.assert_allclose(model.O.numpy(), X.T @ X / len(X), atol=1e-7)
+        # one-hot layout: column i*k + y - 1 on iff L[r, i] == y
+        r, i = np.nonzero(L)
+        self.assertTrue(np.all(X[r, i * 2 + L[r, i] - 1] == 1))
+        self.assertEqual(X.sum(), np.count_nonzero(L))
+
+    def test_input_types_give_identical_results(self):
+        L = self.data.L
+        dense = L.toarray()
+        forms = [
+            L,
+            L.tocsc(),
+            L.tocoo(),
+            dense,
+            dense.astype(np.int8),
+            dense.astype(np.float32),
+            torch.from_numpy(dense),
+            torch.from_numpy(dense).float(),
+        ]
+        results = []
+        for form in forms:
+            model = LabelModel(k=2, verbose=False, seed=7)
+            model.train_model(form)
+            results.append(model.predict_proba(form))
+        for probs in results[1:]:
+            np.testing.assert_allclose(probs, results[0], atol=1e-10)
+
+    def test_same_seed_same_probabilities(self):
+        probs = []
+        for _ in range(2):
+            np.random.seed(None)
+            model = LabelModel(k=2, verbose=False, seed=42)
+            model.train_model(self.data.L)
+            probs.append(model.predict_proba(self.data.L))
+        np.testing.assert_array_equal(probs[0], probs[1])
+
+    def test_no_global_reseeding_without_seed(self):
+        np.random.seed(5)
+        expected = np.random.random()
+        np.random.seed(5)
+        LabelModel(k=2, verbose=False)
+        self.assertEqual(np.random.random(), expected)
+
+    def test_predict_proba_rows_and_predict_labels(self):
+        model = LabelModel(k=2, verbose=False, seed=1)
+        model.train_model(self.data.L)
+        probs = model.predict_proba(self.data.L)
+        self.assertEqual(probs.shape, (4000, 2))
+        self.assertEqual(probs.dtype, np.float64)
+        np.testing.assert_allclose(probs.sum(axis=1), 1.0)
+        preds = model.predict(self.data.L)
+        self.assertEqual(preds.dtype, np.int64)
+        decided = np.abs(probs[:, 0] - probs[:, 1]) > 1e-5
+        np.testing.assert_array_equal(preds[decided], probs[decided].argmax(axis=1) + 1)
+
+    def test_predict_proba_formula(self):
+        model = LabelModel(k=2, verbose=False, seed=1)
+        model.train_model(self.data.L, class_balance=[0.4, 0.6])
+        L = self.data.L.toarray()[:50]
+        mu = np.clip(model.mu.detach().numpy().astype(np.float64), 0.01, 0.99)
+        expected = np.zeros((50, 2))
+        for r in range(50):
+            log_post = np.log([0.4, 0.6])
+            for i in np.flatnonzero(L[r]):
+                log_post = log_post + np.log(mu[i * 2 + L[r, i] - 1])
+            expected[r] = np.exp(log_post - np.logaddexp.reduce(log_post))
+        np.testing.assert_allclose(model.predict_proba(L), expected, atol=1e-5)
+
+    def test_many_sources_do_not_underflow(self):
+        rng = np.random.default_rng(0)
+        Y = rng.integers(1, 3, 2000)
+        L = np.stack([make_votes(Y, 0.8, 1.0, 2, rng) for _ in range(400)], 1)
+        model = LabelModel(k=2, verbose=False, seed=0)
+        model.train_model(L)
+        probs = model.predict_proba(L)
+        self.assertTrue(np.all(np.isfinite(probs)))
+        np.testing.assert_allclose(probs.sum(axis=1), 1.0)
+        self.assertGreater(np.mean(probs.argmax(axis=1) + 1 == Y), 0.99)
+
+    def test_get_conditional_probs_layout(self):
+        model = LabelModel(k=3, verbose=False, seed=0)
+        np.random.seed(0)
+        data = SingleTaskTreeDepsGenerator(3000, 5, k=3)
+        model.train_model(data.L)
+        table = model.get_conditional_probs()
+        self.assertEqual(table.shape, (5 * 4, 3))
+        self.assertTrue(np.all((table >= 0.01) & (table <= 0.99)))
+        mu = model.mu.detach().numpy().astype(np.float64)
+        for i in range(5):
+            block = model.get_conditional_probs(source=i)
+            np.testing.assert_array_equal(block, table[i * 4 : (i + 1) * 4])
+            raw = mu[i * 3 : (i + 1) * 3]
+            np.testing.assert_allclose(block[1:], np.clip(raw, 0.01, 0.99))
+            np.testing.assert_allclose(
+                block[0], np.clip(1 - raw.sum(axis=0), 0.01, 0.99)
+            )
+        with self.assertRaises(ValueError):
+            model.get_conditional_probs(source=5)
+
+    def test_score_metrics_list_and_ties(self):
+        model = LabelModel(k=2, verbose=False, seed=0)
+        model.train_model(self.data.L)
+        scores = model.score(
+            (self.data.L, self.data.Y), metric=["accuracy", "f1"], verbose=False
+        )
+        self.assertEqual(len(scores), 2)
+        self.assertGreater(scores[0], 0.9)
+        # An item on which every source abstains is a tie at the uniform prior.
+        L = np.zeros((3, 8), dtype=int)
+        np.testing.assert_array_equal(model.predict(L, break_ties="abstain"), [0, 0, 0])
+        np.testing.assert_array_equal(model.predict(L, break_ties=2), [2, 2, 2])
+
+    def test_score_prints_when_verbose(self):
+        import contextlib
+        import io
+
+        model = LabelModel(k=2, verbose=False, seed=0)
+        model.train_model(self.data.L)
+        buffer = io.StringIO()
+        with contextlib.redirect_stdout(buffer):
+            model.score((self.data.L, self.data.Y))
+        self.assertIn("Accuracy:", buffer.getvalue())
+
+
+class LabelModelConfigTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        np.random.seed(4)
+        cls.data = SingleTaskTreeDepsGenerator(3000, 6, k=2)
+
+    def test_config_merge_of_flat_keys(self):
+        model = LabelModel(k=2, verbose=False, n_epochs=7, lr=0.05, seed=3)
+        tc = model.config["train_config"]
+        self.assertEqual(tc["n_epochs"], 7)
+        self.assertEqual(tc["optimizer_config"]["optimizer_common"]["lr"], 0.05)
+        self.assertEqual(model.seed, 3)
+        model.train_model(self.data.L, l2=0.5, prec_init=0.8)
+        self.assertEqual(model.config["train_config"]["l2"], 0.5)
+
+    def test_class_balance_from_Y_dev(self):
+        model = LabelModel(k=3, verbose=False)
+        model._set_class_balance(None, np.array([1, 1, 3, 3]))
+        np.testing.assert_allclose(model.p, [0.5, 0.0, 0.5])
+        model._set_class_balance(None, torch.tensor([1, 2, 2, 2]))
+        np.testing.assert_allclose(model.p, [0.25, 0.75, 0.0])
+        model._set_class_balance([0.2, 0.3, 0.5], np.array([1, 1]))
+        np.testing.assert_allclose(model.p, [0.2, 0.3, 0.5])
+        model._set_class_balance(None, None)
+        np.testing.assert_allclose(model.p, [1 / 3] * 3)
+
+    def test_array_prec_init_and_l2(self):
+        m, k = 6, 2
+        for prec_init in (np.full(m, 0.8), np.float32(0.75), [0.7] * m):
+            for l2 in (np.full(m, 0.1), np.full(m * k, 0.1), 0.1):
+                model = LabelModel(k=k, verbose=False, seed=0, prec_init=prec_init)
+                model.train_model(self.data.L, l2=l2)
+                self.assertGreater(
+                    model.score((self.data.L, self.data.Y), verbose=False), 0.8
+                )
+
+    def test_l2_pulls_towards_init(self):
+        distances = []
+        for l2 in (0.0, 1.0, 10.0):
+            model = LabelModel(k=2, verbose=False, seed=0)
+            model.train_model(self.data.L, l2=l2, optimizer="lbfgs")
+            distances.append(float(torch.norm(model.mu.detach() - model.mu_init)))
+        self.assertGreater(distances[0], distances[1])
+        self.assertGreater(distances[1], distances[2])
+
+    def test_loss_l2_is_squared_scale(self):
+        model = LabelModel(k=2, verbose=False, seed=0)
+        model.train_model(self.data.L)
+        diff = torch.sum((model.mu - model.mu_init) ** 2).item()
+        self.assertAlmostEqual(model.loss_l2(l2=2).item(), 4 * diff, places=4)
+        per_source = np.full(6, 2.0)
+        self.assertAlmostEqual(model.loss_l2(l2=per_source).item(), 4 * diff, places=4)
+
+    def test_loss_mu_matches_numpy_objective(self):
+        model = LabelModel(k=2, verbose=False, seed=0)
+        model.train_model(self.data.L)
+        mu = model.mu.detach().double().numpy()
+        O = model.O.double().numpy()
+        mask = model.mask.numpy()
+        p = model.p
+        expected = np.sum(((O - mu @ np.diag(p) @ mu.T)[mask]) ** 2)
+        expected += np.sum((mu @ p - np.diag(O)) ** 2)
+        self.assertAlmostEqual(model.loss_mu().item(), expected, places=5)
+
+    def test_optimizers_reach_the_same_fit(self):
+        np.random.seed(0)
+        data = SingleTaskTreeDepsGenerator(10000, 10, k=2)
+        errors, losses = {}, {}
+        for optimizer, epochs in (("sgd", 1000), ("adam", 1000), ("lbfgs", 500)):
+            model = LabelModel(k=2, verbose=False, seed=0)
+            model.train_model(data.L, optimizer=optimizer, n_epochs=epochs)
+            errors[optimizer] = param_error(model, data)
+            losses[optimizer] = model.loss_mu().item()
+        for optimizer, error in errors.items():
+            self.assertLess(error, 0.025, optimizer)
+        # L-BFGS solves the objective to its optimum.
+        self.assertLessEqual(losses["lbfgs"], losses["sgd"] + 1e-7)
+        self.assertLessEqual(losses["lbfgs"], losses["adam"] + 1e-7)
+
+    def test_sgd_follows_momentum_rule(self):
+        """One full-batch epoch equals a torch SGD step on loss_mu."""
+        model = LabelModel(k=2, verbose=False, seed=0)
+        model.train_model(self.data.L, n_epochs=0)
+        start = model.mu.detach().clone()
+        reference = torch.nn.Parameter(start.clone())
+        optimizer = torch.optim.SGD([reference], lr=0.01, momentum=0.9)
+        model.mu = reference
+        for _ in range(3):
+            optimizer.zero_grad()
+            model.loss_mu().backward()
+            optimizer.step()
+        expected = reference.detach().clone()
+        model2 = LabelModel(k=2, verbose=False, seed=0)
+        model2.train_model(self.data.L, n_epochs=3)
+        np.testing.assert_allclose(
+            model2.mu.detach().numpy(), expected.numpy(), atol=1e-5
+        )
+
+    def test_divergence_falls_back_to_lbfgs(self):
+        model = LabelModel(k=2, verbose=False, seed=0)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            model.train_model(self.data.L, lr=1e4)
+        self.assertTrue(any("diverged" in str(w.message) for w in caught))
+        self.assertGreater(model.score((self.data.L, self.data.Y), verbose=False), 0.8)
+
+    def test_log_writer_receives_losses(self):
+        class Recorder:
+            def __init__(self):
+                self.calls = []
+
+            def add_scalar(self, name, value, step):
+                self.calls.append((name, value, step))
+
+        recorder = Recorder()
+        model = LabelModel(k=2, verbose=False, seed=0)
+        model.train_model(
+            self.data.L, n_epochs=20, log_train_every=5, log_writer=recorder
+        )
+        self.assertEqual([c[2] for c in recorder.calls], [5, 10, 15, 20])
+        self.assertTrue(all(c[0] == "train/loss" for c in recorder.calls))
+
+    def test_verbose_prints_progress(self):
+        import contextlib
+        import io
+
+        buffer = io.StringIO()
+        with contextlib.redirect_stdout(buffer):
+            model = LabelModel(k=2, seed=0)
+            model.train_model(self.data.L, n_epochs=10, log_train_every=5)
+        text = buffer.getvalue()
+        self.assertIn("[5 epo]: TRAIN:[loss=", text)
+        self.assertIn("[10 epo]", text)
+        self.assertIn("Finished Training", text)
+        quiet = io.StringIO()
+        with contextlib.redirect_stdout(quiet):
+            LabelModel(k=2, verbose=False).train_model(self.data.L, n_epochs=10)
+        self.assertEqual(quiet.getvalue(), "")
+
+
+class LabelSymmetryTest(unittest.TestCase):
+    def test_prec_init_decides_the_labelling(self):
+        """Five accurate and five adversarial sources are symmetric under a label
+        flip; prec_init says which sources are the accurate ones."""
+        rng = np.random.default_rng(0)
+        Y = rng.integers(1, 3, 20000)
+        L = np.stack(
+            [make_votes(Y, 0.8, 0.5, 2, rng) for _ in range(5)]
+            + [make_votes(Y, 0.2, 0.5, 2, rng) for _ in range(5)],
+            axis=1,
+        )
+        right = LabelModel(k=2, verbose=False, seed=0, prec_init=[0.8] * 5 + [0.2] * 5)
+        right.train_model(L)
+        self.assertGreater(right.score((L, Y), verbose=False), 0.9)
+        flipped = LabelModel(
+            k=2, verbose=False, seed=0, prec_init=[0.2] * 5 + [0.8] * 5
+        )
+        flipped.train_model(L)
+        self.assertLess(flipped.score((L, Y), verbose=False), 0.1)
+
+    def test_best_permutation_detects_swapped_columns(self):
+        np.random.seed(0)
+        data = SingleTaskTreeDepsGenerator(3000, 6, k=3)
+        model = LabelModel(k=3, verbose=False, seed=0)
+        model.train_model(data.L)
+        mu = model.mu.detach().double().numpy()
+        self.assertIsNone(model._best_label_permutation(mu))
+        swapped = mu[:, [2, 0, 1]]
+        permutation = model._best_label_permutation(swapped)
+        np.testing.assert_array_equal(swapped[:, permutation], mu)
+
+
+class DependencyTest(unittest.TestCase):
+    def test_junction_tree_posterior_on_correlated_pair(self):
+        """A pair of near-copies must count about once, not twice."""
+        rng = np.random.default_rng(1)
+        n = 20000
+        Y = rng.integers(1, 3, n)
+        independent = [make_votes(Y, 0.75, 0.6, 2, rng) for _ in range(6)]
+        base = make_votes(Y, 0.65, 0.9, 2, rng)
+        copy = np.where(rng.random(n) < 0.97, base, make_votes(Y, 0.65, 0.9, 2, rng))
+        L = np.stack(independent + [base, copy], axis=1)
+        deps = [(6, 7)]
+        junction = LabelModel(k=2, verbose=False, seed=0)
+        junction.train_model(L, deps=deps)
+        unary = NoJunctionTree(k=2, verbose=False, seed=0)
+        unary.train_model(L, deps=deps)
+        block = junction._blocks[0]
+        self.assertEqual(block["members"], (6, 7))
+        self.assertEqual(tuple(junction.mu_higher.shape), (4, 2))
+        tables = junction.mu_higher.numpy()
+        self.assertTrue(np.all(tables >= 0))
+        self.assertTrue(np.all(tables.sum(axis=0) <= 1 + 1e-6))
+        # Given Y = y the copies mostly agree: the (y, y) patterns dominate.
+        self.assertGreater(tables[0, 0], 5 * tables[1, 0])
+        self.assertGreater(tables[3, 1], 5 * tables[2, 1])
+        y_jt = junction.score((L, Y), verbose=False)
+        y_un = unary.score((L, Y), verbose=False)
+        self.assertGreaterEqual(y_jt, y_un)
+
+    def test_unipolar_sources_with_deps(self):
+        """Sources that only ever vote one class leave zero rows in O; the
+        dependency fit must still work."""
+        rng = np.random.default_rng(2)
+        n = 5000
+        Y = rng.integers(1, 3, n)
+        cols = []
+        for label, acc in ((1, 0.8), (2, 0.85), (1, 0.7), (2, 0.75), (2, 0.8)):
+            fire = rng.random(n) < 0.4
+            correct = rng.random(n) < acc
+            hit = fire & (((Y == label) & correct) | ((Y != label) & ~correct))
+            cols.append(np.where(hit, label, 0))
+        L = np.stack(cols, axis=1)
+        model = LabelModel(k=2, verbose=False, seed=0)
+        model.train_model(L, deps=[(1, 3)])
+        probs = model.predict_proba(L)
+        self.assertTrue(np.all(np.isfinite(probs)))
+        mu = model.mu.detach().numpy()
+        # Never-emitted (source, value) rows stay exactly zero.
+        self.assertTrue(np.all(mu[0 * 2 + 1] == 0))
+        self.assertTrue(np.all(mu[1 * 2 + 0] == 0))
+
+    def test_get_Q_formula(self):
+        np.random.seed(0)
+        data = SingleTaskTreeDepsGenerator(3000, 6, k=2, edge_prob=1.0)
+        model = LabelModel(k=2, verbose=False, seed=0)
+        model.train_model(data.L, deps=data.E)
+        Z = model.Z.detach().double().numpy()
+        O = model.O.double().numpy()
+        expected = O @ Z @ np.linalg.inv(np.eye(2) + Z.T @ O @ Z) @ Z.T @ O
+        np.testing.assert_allclose(model.get_Q(), expected, atol=1e-5)
+        self.assertGreaterEqual(model.loss_inv_Z().item(), 0)
+        self.assertGreaterEqual(model.loss_inv_mu().item(), 0)
+
+    def test_full_coverage_sources_with_deps_raise_clearly(self):
+        rng = np.random.default_rng(0)
+        Y = rng.integers(1, 3, 1000)
+        L = np.stack([make_votes(Y, 0.8, 1.0, 2, rng) for _ in range(4)], axis=1)
+        with self.assertRaisesRegex(ValueError, "never abstain"):
+            LabelModel(k=2, verbose=False).train_model(L, deps=[(0, 1)])
+
+
+class LabelModelBadInputTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        np.random.seed(0)
+        cls.data = SingleTaskTreeDepsGenerator(500, 5, k=2)
+
+    def assertBadL(self, L, pattern):
+        with self.assertRaisesRegex(ValueError, pattern):
+            LabelModel(k=2, verbose=False).train_model(L)
+
+    def test_bad_label_matrices(self):
+        self.assertBadL(np.array([[0, 1], [3, 1]]), "larger than k=2")
+        self.assertBadL(np.array([[0, -1], [1, 1]]), "-1 is an abstain")
+        self.assertBadL(sparse.csr_matrix(np.array([[0, -1], [1, 1]])), "negative")
+        self.assertBadL(np.array([[0.5, 1.0]]), "fractional")
+        self.assertBadL(np.array([[np.nan, 1.0]]), "NaN")
+        self.assertBadL(np.zeros((0, 3)), "at least one row")
+        self.assertBadL(np.array([1, 2, 0]), "2-D")
+        self.assertBadL([[1, 2], [1]], "2-D")
+        self.assertBadL(np.array([["a", "b"]]), "numeric")
+        self.assertBadL(None, "None")
+
+    def test_bad_arguments(self):
+        L = self.data.L
+        cases = [
+            (dict(class_balance=[0.5, 0.6]), "sum to 1"),
+            (dict(class_balance=[1.0]), "length k=2"),
+            (dict(Y_dev=[1, 3]), "Y_dev"),
+            (dict(Y_dev=[0, 1]), "Y_dev"),
+            (dict(deps=[(0, 12)]), "source 12"),
+            (dict(deps=[(1, 1)]), "self-loop"),
+            (dict(deps=[(0, 1, 2)]), "pairs"),
+            (dict(nonsense=3), "nonsense"),
+            (dict(prec_init=np.ones(3)), "prec_init"),
+            (dict(prec_init=1.5), "prec_init"),
+            (dict(l2=np.ones(7)), "l2"),
+            (dict(l2=-1.0), "l2"),
+            (dict(optimizer="newton"), "optimizer"),
+            (dict(lr_scheduler="exponential"), "lr_scheduler"),
+            (dict(n_epochs=-1), "n_epochs"),
+        ]
+        for kwargs, pattern in cases:
+            with self.subTest(kwargs=kwargs):
+                with self.assertRaisesRegex(ValueError, pattern):
+                    LabelModel(k=2, verbose=False).train_model(L, **kwargs)
+
+    def test_bad_constructor_arguments(self):
+        with self.assertRaisesRegex(ValueError, "foo"):
+            LabelModel(k=2, foo=1)
+        with self.assertRaisesRegex(ValueError, "k"):
+            LabelModel(k=1)
+        with self.assertRaisesRegex(ValueError, "k"):
+            LabelModel(k="2")
+
+    def test_predict_errors(self):
+        model = LabelModel(k=2, verbose=False)
+        with self.assertRaisesRegex(ValueError, "not trained"):
+            model.predict_proba(self.data.L)
+        model.train_model(self.data.L)
+        with self.assertRaisesRegex(ValueError, "trained on m=5"):
+            model.predict_proba(self.data.L[:, :4])
+        with self.assertRaisesRegex(ValueError, "larger than k=2"):
+            model.predict_proba(np.full((2, 5), 3))
+        with self.assertRaisesRegex(ValueError, "break_ties"):
+            model.predict(self.data.L, break_ties="coin")
+        with self.assertRaisesRegex(ValueError, "metric"):
+            model.score((self.data.L, self.data.Y), metric="nope", verbose=False)
+        with self.assertRaisesRegex(ValueError, "same number of items"):
+            model.score((self.data.L, self.data.Y[:10]), verbose=False)
+
+
+class LabelModelPersistenceTest(unittest.TestCase):
+    def _round_trip(self, model):
+        with tempfile.TemporaryDirectory() as folder:
+            path = os.path.join(folder, "label_model.pth")
+            model.save(path)
+            return LabelModel.load(path)
+
+    def test_save_and_load(self):
+        np.random.seed(0)
+        data = SingleTaskTreeDepsGenerator(2000, 6, k=3)
+        model = LabelModel(k=3, verbose=False, seed=11)
+        model.train_model(data.L)
+        loaded = self._round_trip(model)
+        self.assertEqual(loaded.seed, 11)
+        self.assertEqual((loaded.m, loaded.k), (6, 3))
+        np.testing.assert_array_equal(
+            loaded.predict_proba(data.L), model.predict_proba(data.L)
+        )
+        np.testing.assert_array_equal(
+            loaded.get_conditional_probs(), model.get_conditional_probs()
+        )
+
+    def test_save_and_load_with_deps(self):
+        np.random.seed(1)
+        data = SingleTaskTreeDepsGenerator(3000, 6, k=2, edge_prob=1.0)
+        model = LabelModel(k=2, verbose=False, seed=2)
+        model.train_model(data.L, deps=data.E)
+        loaded = self._round_trip(model)
+        self.assertTrue(loaded.inv_form)
+        np.testing.assert_allclose(
+            loaded.predict_proba(data.L), model.predict_proba(data.L)
+        )
+
+    def test_load_refuses_code_execution(self):
+        class Exploit:
+            def __reduce__(self):
+                return (os.system, ("echo pwned > /dev/null",))
+
+        with tempfile.TemporaryDirectory() as folder:
+            path = os.path.join(folder, "evil.pth")
+            with open(path, "wb") as f:
+                pickle.dump({"format": "snorkel-metal/1", "payload": Exploit()}, f)
+            with self.assertRaises(Exception) as context:
+                LabelModel.load(path)
+            self.assertNotIsInstance(context.exception, AssertionError)
+
+
+if __name__ == "__main__":
+    unittest.main()
