@@ -271,8 +271,11 @@ def main():
     print(f"LabelModel benchmark (scale={scale})")
 
     main_run = run_in_subprocess(
-        dict(kind="synthetic", n=n1, m=50, k=2, coverage=0.25, repeats=3, reference=True)
+        dict(
+            kind="synthetic", n=n1, m=50, k=2, coverage=0.25, repeats=3, reference=True
+        )
     )
+    accuracy_gap = abs(main_run["acc_label_model"] - main_run["acc_metal_reference"])
     print(
         f"\n[n={n1:,}, m=50, k=2, 25% coverage]\n"
         f"  majority vote pass      {main_run['t_majority_vote']:.3f} s\n"
@@ -285,7 +288,7 @@ def main():
         f"  accuracy: LabelModel {main_run['acc_label_model']:.4f}, MeTaL "
         f"{main_run['acc_metal_reference']:.4f}, majority vote "
         f"{main_run['acc_majority_vote']:.4f}  (|diff| <= 0.002: "
-        f"{verdict(abs(main_run['acc_label_model'] - main_run['acc_metal_reference']) <= 0.002)})"
+        f"{verdict(accuracy_gap <= 0.002)})"
     )
     if main_run["peak_above_data_gb"] is not None:
         print(
@@ -295,7 +298,15 @@ def main():
         )
 
     big = run_in_subprocess(
-        dict(kind="synthetic", n=n10, m=100, k=2, coverage=0.25, repeats=1, reference=False)
+        dict(
+            kind="synthetic",
+            n=n10,
+            m=100,
+            k=2,
+            coverage=0.25,
+            repeats=1,
+            reference=False,
+        )
     )
     print(
         f"\n[n={n10:,}, m=100, k=2]\n"
@@ -313,7 +324,15 @@ def main():
 
     for k in (5, 10):
         res = run_in_subprocess(
-            dict(kind="synthetic", n=n1, m=50, k=k, coverage=0.25, repeats=2, reference=False)
+            dict(
+                kind="synthetic",
+                n=n1,
+                m=50,
+                k=k,
+                coverage=0.25,
+                repeats=2,
+                reference=False,
+            )
         )
         print(
             f"\n[n={n1:,}, m=50, k={k}] fit+predict {res['t_label_model']:.3f} s = "
@@ -333,15 +352,17 @@ def main():
         )
 
     real = run_in_subprocess(dict(kind="real"))
-    print(
-        "\n[real data]\n"
-        f"  YouTube spam, test video: LabelModel {real['youtube_test_acc_label_model']:.4f}"
-        f" vs majority vote {real['youtube_test_acc_majority_vote']:.4f} "
-        f"({verdict(real['youtube_test_acc_label_model'] > real['youtube_test_acc_majority_vote'])})\n"
-        f"  tennis rally, dev set:    LabelModel {real['tennis_dev_acc_label_model']:.4f}"
-        f" vs majority vote {real['tennis_dev_acc_majority_vote']:.4f} "
-        f"({verdict(real['tennis_dev_acc_label_model'] > real['tennis_dev_acc_majority_vote'])})"
-    )
+    print("\n[real data]")
+    for name, label in (
+        ("youtube_test", "YouTube spam, test video"),
+        ("tennis_dev", "tennis rally, dev set"),
+    ):
+        lm = real[f"{name}_acc_label_model"]
+        mv = real[f"{name}_acc_majority_vote"]
+        print(
+            f"  {label:26s} LabelModel {lm:.4f} vs majority vote {mv:.4f} "
+            f"({verdict(lm > mv)})"
+        )
 
 
 if __name__ == "__main__":

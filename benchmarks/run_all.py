@@ -25,7 +25,9 @@ def main():
     for path in scripts:
         name = os.path.basename(path)
         print(f"\n{'=' * 78}\n{name}\n{'=' * 78}", flush=True)
-        code = subprocess.call([sys.executable, path, *extra], cwd=os.path.dirname(HERE))
+        code = subprocess.call(
+            [sys.executable, path, *extra], cwd=os.path.dirname(HERE)
+        )
         if code != 0:
             failures.append(name)
     print(f"\n{len(scripts) - len(failures)}/{len(scripts)} benchmarks ran to the end")

@@ -7,5 +7,12 @@ from metal.label_model.baselines import (
     RandomVoter,
 )
 from metal.label_model.label_model import LabelModel
+from metal.label_model.online_loss import WeakSupervisionLoss
 
-__all__ = ["MajorityClassVoter", "MajorityLabelVoter", "RandomVoter", "LabelModel"]
+__all__ = [
+    "MajorityClassVoter",
+    "MajorityLabelVoter",
+    "RandomVoter",
+    "LabelModel",
+    "WeakSupervisionLoss",
+]

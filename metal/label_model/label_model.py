@@ -151,6 +151,7 @@ class LabelModel(Classifier):
         super().__init__(k, config)
         self._record_init_kwargs(k=k, **kwargs)
         self.is_trained = False
+        self._log_writer = None
 
     # ============================================================ validation
     def _check_L(self, L):
@@ -425,16 +426,22 @@ class LabelModel(Classifier):
 
     def _generate_O(self, L) -> None:
         """Compute the unary overlap matrix ``self.O`` (float32 ``[d, d]``)."""
-        O = self._overlap_matrix(L)
+        self._set_O(self._overlap_matrix(L))
+
+    def _set_O(self, O: np.ndarray) -> None:
         self.d = O.shape[0]
         self._O64 = O
         self._set_tensor("O", torch.from_numpy(O).float())
 
     def _generate_O_inv(self, L) -> None:
-        """Compute ``self.O`` and ``self.O_inv``, its inverse on the columns that
-        occur in L (a value a source never emits has an all-zero row in O and a
-        zero row in ``O_inv``; its ``mu`` and ``Z`` rows stay 0)."""
+        """Compute ``self.O`` and ``self.O_inv``."""
         self._generate_O(L)
+        self._set_O_inv()
+
+    def _set_O_inv(self) -> None:
+        """``self.O_inv``: the inverse of O on the columns that occur in L (a
+        value a source never emits has an all-zero row in O and a zero row in
+        ``O_inv``; its ``mu`` and ``Z`` rows stay 0)."""
         self._active = np.diag(self._O64) > 0
         active = np.ix_(self._active, self._active)
         O_inv = np.zeros_like(self._O64)
@@ -459,8 +466,10 @@ class LabelModel(Classifier):
         self._set_tensor("mask", torch.from_numpy(self._mask_from_c_data()))
 
     def _mask_from_c_data(self) -> np.ndarray:
-        mask = np.ones((self.d, self.d), dtype=bool)
         entries = list(self.c_data.values())
+        if len(entries) == self.m and self.d == self.m * self.k:
+            return self._unary_mask()
+        mask = np.ones((self.d, self.d), dtype=bool)
         for a, ci in enumerate(entries):
             for cj in entries[a:]:
                 if ci["max_cliques"] & cj["max_cliques"]:
@@ -469,6 +478,16 @@ class LabelModel(Classifier):
                     mask[si:ei, sj:ej] = False
                     mask[sj:ej, si:ei] = False
         return mask
+
+    def _unary_mask(self) -> np.ndarray:
+        """The mask for unary columns only: False between sources that share a
+        maximal clique (including each source with itself)."""
+        shares = np.eye(self.m, dtype=bool)
+        for _, attrs in self.c_tree.nodes(data=True):
+            members = list(attrs["members"])
+            shares[np.ix_(members, members)] = True
+        source = np.repeat(np.arange(self.m), self.k)
+        return ~shares[np.ix_(source, source)]
 
     # ======================================================== initialisation
     def _prec_init_vector(self) -> np.ndarray:
@@ -513,9 +532,10 @@ class LabelModel(Classifier):
             f"m*k={m * k} (per row of mu); found shape {values.shape}."
         )
 
-    def _init_params(self) -> None:
+    def _init_params(self, warm_start: Optional[dict] = None) -> None:
         """Set ``mu_init`` from the propensities and ``prec_init``, and start ``mu``
-        at ``u * mu_init`` with one scalar ``u ~ U[0, 1)`` (MeTaL's rule)."""
+        at ``u * mu_init`` with one scalar ``u ~ U[0, 1)`` (MeTaL's rule), or at
+        ``warm_start["mu"]`` (and ``warm_start["Z"]``) when given."""
         prec = self._prec_init_vector()
         lps = np.diag(self._O64).reshape(self.m, self.k)
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -527,11 +547,20 @@ class LabelModel(Classifier):
         self._mu_init64 = mu_init
         self._set_tensor("mu_init", torch.from_numpy(mu_init).float())
         rng = self._rng()
-        self._mu_start = mu_init * rng.random()
+        warm_start = warm_start or {}
+        if warm_start.get("mu") is not None and warm_start["mu"].shape == mu_init.shape:
+            self._mu_start = np.asarray(warm_start["mu"], dtype=np.float64)
+        else:
+            self._mu_start = mu_init * rng.random()
         self._set_mu(self._mu_start)
         if self.inv_form:
-            gen = torch.Generator().manual_seed(int(rng.randint(2**31)))
-            self.Z = nn.Parameter(torch.randn(self.d, self.k, generator=gen))
+            Z = warm_start.get("Z")
+            if Z is not None and Z.shape == (self.d, self.k):
+                Z = torch.as_tensor(Z, dtype=torch.float32)
+            else:
+                gen = torch.Generator().manual_seed(int(rng.randint(2**31)))
+                Z = torch.randn(self.d, self.k, generator=gen)
+            self.Z = nn.Parameter(Z)
         self._build_mask()
 
     def _rng(self):
@@ -573,25 +602,39 @@ class LabelModel(Classifier):
         self._set_class_balance(class_balance, Y_dev)
         self._set_constants(L)
         self._set_dependencies(deps)
+        self._log_writer = log_writer
+        try:
+            self._fit(L)
+        finally:
+            self._log_writer = None
+
+    def _fit(self, L, O: Optional[np.ndarray] = None, warm_start=None) -> None:
+        """Fit ``mu`` once the constants, dependencies and class balance are set.
+
+        Args:
+            L: the validated label matrix (used for O unless ``O`` is given, and
+                for the clique tables of a dependency model).
+            O: optional precomputed overlap matrix (float64 ``[m*k, m*k]``).
+            warm_start: optional dict with a previous ``mu`` (and ``Z``) to
+                start from instead of MeTaL's initialisation.
+        """
         self.inv_form = len(self.deps) > 0
         self._clear_fit_state()
-        verbose = self.config["verbose"]
-        self._log_writer = log_writer
-
         self._build_c_data()
+        verbose = self.config["verbose"]
+        if verbose:
+            print("Computing O^{-1}..." if self.inv_form else "Computing O...")
+        if O is None:
+            O = self._overlap_matrix(L)
+        self._set_O(O)
+        if self.inv_form:
+            self._set_O_inv()
+        self._init_params(warm_start)
         if not self.inv_form:
-            if verbose:
-                print("Computing O...")
-            self._generate_O(L)
-            self._init_params()
             if verbose:
                 print("Estimating \\mu...")
             mu = self._fit_mu(self._O64, self.mask.cpu().numpy())
         else:
-            if verbose:
-                print("Computing O^{-1}...")
-            self._generate_O_inv(L)
-            self._init_params()
             if verbose:
                 print("Estimating Z...")
             Z = self._fit_Z(self._O_inv64, self.mask.cpu().numpy())
@@ -605,11 +648,12 @@ class LabelModel(Classifier):
         self.is_trained = True
         if self.inv_form:
             self._blocks = self._higher_order_blocks()
-            if self._blocks:
+            if self._blocks and L is not None:
                 if verbose:
                     print("Estimating clique tables...")
                 self._estimate_clique_tables(L)
-        self._log_writer = None
+            elif self._blocks:
+                self._blocks = []
         if verbose:
             print("Finished Training")
 
@@ -627,16 +671,25 @@ class LabelModel(Classifier):
         p = self.p
         diag_O = np.diag(self._O64)
         l2_rows = self._l2_rows(self.config["train_config"].get("l2", 0.0))
+        l2_col = l2_rows[:, None] if np.any(l2_rows) else None
         mu_init = self._mu_init64
-        target_masked = target * mask
+        mask_f = mask.astype(np.float64)
+        target_masked = target * mask_f
+        shape = (self.d, self.k)
 
         def objective(x):
-            mu = x.reshape(self.d, self.k)
-            R = target_masked - ((mu * p) @ mu.T) * mask
-            e = mu @ p - diag_O
-            D = l2_rows[:, None] * (mu - mu_init)
-            f = np.sum(R * R) + np.sum(e * e) + np.sum(D * D)
-            g = -4.0 * (R @ mu) * p + 2.0 * np.outer(e, p) + 2.0 * l2_rows[:, None] * D
+            mu = x.reshape(shape)
+            mu_p = mu * p
+            R = target_masked - (mu_p @ mu.T) * mask_f
+            e = mu_p.sum(axis=1) - diag_O
+            r = R.ravel()
+            f = r @ r + e @ e
+            g = (R @ mu_p) * -4.0
+            g += 2.0 * e[:, None] * p
+            if l2_col is not None:
+                D = l2_col * (mu - mu_init)
+                f += np.sum(D * D)
+                g += 2.0 * l2_col * D
             return f, g.ravel()
 
         mu = self._minimize(objective, self._mu_start, "mu")
