@@ -323,6 +323,34 @@ class Classifier(nn.Module):
         """Return ``loss_fn(*batch) -> scalar tensor`` (implemented by subclasses)."""
         raise NotImplementedError
 
+    def _update_train_config(self, update_dict: dict) -> None:
+        """Merge ``train_model``'s kwargs into the config and validate the
+        training settings; on a ``ValueError`` the config is left unchanged."""
+        previous = self.config
+        self.update_config(update_dict)
+        try:
+            self._validate_train_config()
+        except ValueError:
+            self.config = previous
+            raise
+
+    def _validate_train_config(self) -> None:
+        """Raise ``ValueError`` for unknown optimizer, scheduler, metric, log
+        unit or writer names and inconsistent logging/checkpoint settings."""
+        from metal.logging import Checkpointer, Logger
+
+        tc = self.config["train_config"]
+        _check_metric_names(tc)
+        self._engine_config(tc)
+        Logger(tc.get("logger_config") or {}, None, verbose=False)
+        if tc.get("writer") not in (None, "json", "tensorboard"):
+            raise ValueError(
+                f"Unrecognized writer option {tc['writer']!r}; choose None, 'json' "
+                "or 'tensorboard'."
+            )
+        if tc.get("checkpoint"):
+            Checkpointer(tc.get("checkpoint_config"), verbose=False)
+
     def _prepare_train_data(self, train_data):
         """Validate/convert training data before training (subclasses refine)."""
         return train_data
@@ -650,7 +678,8 @@ class Classifier(nn.Module):
             writer.write_config(self.config)
         if hasattr(writer, "write_metrics"):
             writer.write_metrics(final_metrics)
-        writer.close()
+        if hasattr(writer, "close"):
+            writer.close()
 
     def reset(self) -> None:
         """Re-initialise every submodule's parameters."""
@@ -848,7 +877,7 @@ def _is_plain(value) -> bool:
 def _to_plain(value):
     """Convert to data ``torch.load(weights_only=True)`` accepts.
 
-    NumPy arrays become lists, NumPy scalars Python scalars; callables and other
+    NumPy arrays become lists, NumPy scalars Python scalars, callables None; other
     objects become their string form.
     """
     if isinstance(value, _PLAIN_SCALARS):
@@ -867,6 +896,10 @@ def _to_plain(value):
         return tuple(_to_plain(v) for v in value)
     if isinstance(value, (set, frozenset)):
         return sorted(_to_plain(v) for v in value)
+    if callable(value):
+        # Code can't be stored safely; a loaded model gets None (the default)
+        # and the caller passes the function again if it is still wanted.
+        return None
     return str(value)
 
 

@@ -1,0 +1,471 @@
+"""A feed-forward classifier trained on hard or probabilistic labels.
+
+Label conventions: classes are ``1..k``; training labels are hard labels
+``[n]`` in ``1..k`` or probabilistic labels ``[n, k]`` (rows sum to 1, column
+``c`` is ``P(Y = c + 1)``); gold labels for validation/scoring may contain 0
+("no label"), which scoring ignores.
+"""
+
+from typing import List, Optional, Sequence
+
+import numpy as np
+import scipy.sparse as sparse
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, Dataset
+
+from metal.classifier import Classifier, _n_items
+from metal.end_model.em_defaults import em_default_config
+from metal.end_model.identity_module import IdentityModule
+from metal.end_model.loss import (
+    REDUCTIONS,
+    SoftCrossEntropyLoss,
+    soft_cross_entropy,
+)
+from metal.utils import MetalDataset, pred_to_prob, recursive_merge_dicts
+
+# Rows per forward pass in predict_proba (bounds activation memory).
+PREDICT_BATCH_SIZE = 4096
+
+# Tolerance on the row sums of probabilistic labels.
+ROW_SUM_TOLERANCE = 1e-4
+
+
+class EndModel(Classifier):
+    """A network ``input -> middle layers -> head`` producing ``k`` logits.
+
+    Args:
+        layer_out_dims: ``[d_in, h_1, ..., h_m, k]``: the input module's output
+            width (the feature count for the default identity input), the widths
+            of the ``m`` middle layers, and the number of classes ``k``.
+        input_module: replaces the identity input (must output ``d_in`` features).
+        middle_modules: replace the default ``Linear`` middle layers (one per
+            middle layer; extra entries are ignored).
+        head_module: replaces the default ``Linear(h_m, k)`` head; it must emit
+            ``k`` logits.
+        **kwargs: config entries (see ``em_default_config``), flat or nested.
+
+    Raises:
+        ValueError: for unknown config keys, fewer than two layer widths (unless
+            ``skip_head``), a head whose output width differs from ``k``, or
+            invalid loss settings.
+    """
+
+    def __init__(
+        self,
+        layer_out_dims: Sequence[int],
+        input_module: Optional[nn.Module] = None,
+        middle_modules: Optional[Sequence[nn.Module]] = None,
+        head_module: Optional[nn.Module] = None,
+        **kwargs,
+    ):
+        layer_out_dims = _check_layer_out_dims(layer_out_dims)
+        config = recursive_merge_dicts(
+            em_default_config,
+            {**kwargs, "layer_out_dims": layer_out_dims},
+            misses="exception",
+            verbose=False,
+        )
+        if len(layer_out_dims) < 2 and not config["skip_head"]:
+            raise ValueError(
+                "layer_out_dims must list at least the input width and k, e.g. "
+                f"[d_in, k]; found {layer_out_dims} (or set skip_head=True)."
+            )
+        super().__init__(k=layer_out_dims[-1], config=config)
+        self._build(input_module, middle_modules, head_module)
+        modules = {
+            name: module
+            for name, module in (
+                ("input_module", input_module),
+                ("middle_modules", middle_modules),
+                ("head_module", head_module),
+            )
+            if module is not None
+        }
+        self._record_init_kwargs(layer_out_dims=layer_out_dims, **kwargs, **modules)
+        self.to(self._device())
+        self.eval()
+        if self.config["verbose"]:
+            self._print()
+
+    # -------------------------------------------------------------- building
+    def _build(self, input_module, middle_modules, head_module) -> None:
+        dims = self.config["layer_out_dims"]
+        input_layer = self._make_layer(
+            input_module if input_module is not None else IdentityModule(),
+            "input",
+            self.config["input_layer_config"],
+            output_dim=dims[0],
+        )
+        layers = [input_layer]
+        for i in range(len(dims) - 2):
+            if middle_modules is not None:
+                module, output_dim = middle_modules[i], None
+            else:
+                module, output_dim = nn.Linear(dims[i], dims[i + 1]), dims[i + 1]
+            layers.append(
+                self._make_layer(
+                    module,
+                    "middle",
+                    self.config["middle_layer_config"],
+                    output_dim=output_dim,
+                )
+            )
+        if not self.config["skip_head"]:
+            head = (
+                head_module if head_module is not None else nn.Linear(dims[-2], self.k)
+            )
+            self._check_head_width(head)
+            layers.append(head)
+        self.network = _LayerSequence(*layers) if len(layers) > 1 else layers[0]
+        self.criteria = self._build_loss()
+
+    def _check_head_width(self, head: nn.Module) -> None:
+        width = _output_width(head)
+        if width is not None and width != self.k:
+            raise ValueError(
+                f"The head emits {width} logits but k={self.k} (the last entry of "
+                "layer_out_dims); make them equal."
+            )
+
+    def _build_loss(self) -> SoftCrossEntropyLoss:
+        tc = self.config["train_config"]
+        reduction = tc["loss_fn_reduction"]
+        if reduction not in REDUCTIONS:
+            raise ValueError(
+                f"loss_fn_reduction must be one of {list(REDUCTIONS)}; found "
+                f"{reduction!r}."
+            )
+        weights = tc["loss_weights"]
+        if weights is not None:
+            weights = np.asarray(weights, dtype=np.float32).reshape(-1)
+            if weights.shape[0] != self.k:
+                raise ValueError(
+                    f"loss_weights must have one weight per class (k={self.k}); "
+                    f"found {weights.shape[0]}."
+                )
+            if self.config["verbose"]:
+                print(f"Using class weights {weights.tolist()}")
+        return SoftCrossEntropyLoss(weight=weights, reduction=reduction)
+
+    @staticmethod
+    def _make_layer(module, prefix: str, layer_config: dict, output_dim=None):
+        """``module`` followed by ReLU, BatchNorm1d and Dropout as configured
+        (an ``IdentityModule`` is returned as is)."""
+        if isinstance(module, IdentityModule):
+            return module
+        layers = [module]
+        if layer_config[f"{prefix}_relu"]:
+            layers.append(nn.ReLU())
+        if layer_config[f"{prefix}_batchnorm"] and output_dim:
+            layers.append(nn.BatchNorm1d(output_dim))
+        if layer_config[f"{prefix}_dropout"]:
+            layers.append(nn.Dropout(layer_config[f"{prefix}_dropout"]))
+        return nn.Sequential(*layers) if len(layers) > 1 else module
+
+    def _print(self) -> None:
+        print("\nNetwork architecture:")
+        print(self.network)
+        print()
+
+    # ------------------------------------------------------------ prediction
+    def forward(self, x):
+        """Logits ``[n, k]`` for a batch of inputs."""
+        return self.network(x)
+
+    def predict_proba(self, X) -> np.ndarray:
+        """Class probabilities ``[n, k]`` (column ``c`` is ``P(Y = c + 1)``).
+
+        ``X`` may be a tensor, a NumPy array, a scipy.sparse matrix or a list
+        (floats are converted to the model's dtype, sparse rows densified in
+        chunks); it is moved to the model's device and run in eval mode, under
+        ``torch.no_grad``, in chunks of ``PREDICT_BATCH_SIZE`` rows.
+        """
+        X = self._as_model_input(X)
+        was_training = self.training
+        self.eval()
+        try:
+            with torch.no_grad():
+                chunks = [
+                    self._probs_of(chunk)
+                    for chunk in _row_chunks(X, PREDICT_BATCH_SIZE)
+                ]
+        finally:
+            self.train(was_training)
+        if not chunks:
+            return np.zeros((0, self.k), dtype=np.float32)
+        return np.concatenate(chunks, axis=0)
+
+    def _as_model_input(self, X):
+        converted = self._as_model_tensor(X)
+        return X if converted is None else converted
+
+    def _probs_of(self, X) -> np.ndarray:
+        if sparse.issparse(X):
+            X = torch.from_numpy(X.toarray()).to(self._float_dtype())
+        if isinstance(X, torch.Tensor):
+            X = X.to(self._device())
+        logits = self.forward(X)
+        self._check_logits(logits)
+        return F.softmax(logits, dim=1).cpu().numpy()
+
+    def _check_logits(self, logits: torch.Tensor) -> None:
+        if logits.dim() != 2 or logits.shape[1] != self.k:
+            raise ValueError(
+                f"The network emits logits of shape {tuple(logits.shape)} but k="
+                f"{self.k} classes were declared (last entry of layer_out_dims); "
+                "the head must emit [n, k] logits."
+            )
+
+    # -------------------------------------------------------------- training
+    def train_model(self, train_data, valid_data=None, log_writer=None, **kwargs):
+        """Train on ``train_data``, validating on ``valid_data``.
+
+        Args:
+            train_data: ``(X, Y)`` with ``Y`` hard labels ``[n]`` in ``1..k`` or
+                probabilistic labels ``[n, k]``; or a Dataset/DataLoader yielding
+                such ``(X, Y)`` batches. ``X`` may be a tensor, NumPy array or
+                scipy.sparse matrix.
+            valid_data: ``(X, Y)`` gold labels (0 = unlabeled, ignored), a Dataset
+                or a DataLoader; scored every ``log_valid_every`` log units.
+            log_writer: a ``LogWriter`` to use instead of ``writer``.
+            **kwargs: config updates (flat or nested); a ``seed`` here re-seeds.
+
+        Raises:
+            ValueError: for unknown config keys or invalid data.
+        """
+        self._update_train_config(kwargs)
+        if kwargs.get("seed") is not None:
+            self._set_seed(kwargs["seed"])
+        train_data = self._prepare_train_data(train_data)
+        valid_data = self._prepare_valid_data(valid_data)
+        loss_fn = self._get_loss_fn()
+        self._train_model(
+            train_data, loss_fn, valid_data=valid_data, log_writer=log_writer
+        )
+
+    def _prepare_train_data(self, train_data):
+        """Check ``(X, Y)`` and convert ``Y`` to float ``[n, k]`` probabilities."""
+        if isinstance(train_data, (Dataset, DataLoader)):
+            return train_data
+        X, Y = _unpack_pair(train_data, "train_data")
+        n_x = _n_items(X)
+        Y = self._check_train_labels(Y)
+        if n_x is not None and n_x != Y.shape[0]:
+            raise ValueError(
+                f"train_data: X and Y must have the same number of items; found "
+                f"{n_x} and {Y.shape[0]}."
+            )
+        return (X, Y)
+
+    def _check_train_labels(self, Y) -> torch.Tensor:
+        Y = _labels_to_tensor(Y, "train_data Y")
+        if Y.dim() == 1 or (Y.dim() == 2 and Y.shape[1] == 1 and self.k != 1):
+            Y = Y.reshape(-1)
+            if Y.is_floating_point() and bool((Y != Y.round()).any()):
+                raise ValueError(
+                    "train_data Y: hard labels must be integers in 1..k; found "
+                    "fractional values (probabilistic labels must be [n, k])."
+                )
+            if Y.numel() and (int(Y.min()) < 1 or int(Y.max()) > self.k):
+                raise ValueError(
+                    f"train_data Y: hard labels must be in 1..{self.k} (0 means "
+                    f"abstain and cannot be a training label); found values in "
+                    f"{int(Y.min())}..{int(Y.max())}."
+                )
+            return pred_to_prob(Y.long(), self.k).to(self._float_dtype())
+        if Y.dim() != 2:
+            raise ValueError(
+                f"train_data Y must be hard labels [n] or probabilistic labels "
+                f"[n, k]; found shape {tuple(Y.shape)}."
+            )
+        if Y.shape[1] != self.k:
+            raise ValueError(
+                f"train_data Y: probabilistic labels must have k={self.k} columns; "
+                f"found {Y.shape[1]}."
+            )
+        Y = Y.to(self._float_dtype())
+        if Y.numel():
+            if not bool(torch.isfinite(Y).all()) or float(Y.min()) < 0:
+                raise ValueError(
+                    "train_data Y: probabilistic labels must be finite and "
+                    "non-negative."
+                )
+            sums = Y.sum(dim=1)
+            bad = (sums - 1).abs() > ROW_SUM_TOLERANCE
+            if bool(bad.any()):
+                row = int(bad.nonzero()[0, 0])
+                raise ValueError(
+                    "train_data Y: each row of probabilistic labels must sum to 1; "
+                    f"row {row} sums to {float(sums[row]):.6g}."
+                )
+        return Y
+
+    def _prepare_valid_data(self, valid_data):
+        """Check ``(X, Y)`` validation data (gold labels in ``0..k``)."""
+        if valid_data is None or isinstance(valid_data, (Dataset, DataLoader)):
+            return valid_data
+        X, Y = _unpack_pair(valid_data, "valid_data")
+        Y_t = _labels_to_tensor(Y, "valid_data Y")
+        n_x = _n_items(X)
+        if n_x is not None and n_x != Y_t.shape[0]:
+            raise ValueError(
+                f"valid_data: X and Y must have the same number of items; found "
+                f"{n_x} and {Y_t.shape[0]}."
+            )
+        if Y_t.dim() == 1 or (Y_t.dim() == 2 and Y_t.shape[1] == 1):
+            if Y_t.numel() and (int(Y_t.min()) < 0 or int(Y_t.max()) > self.k):
+                raise ValueError(
+                    f"valid_data Y: gold labels must be in 0..{self.k} (0 = no "
+                    f"label); found values in {int(Y_t.min())}..{int(Y_t.max())}."
+                )
+        elif Y_t.dim() != 2 or Y_t.shape[1] != self.k:
+            raise ValueError(
+                f"valid_data Y must be gold labels [n] or probabilities [n, "
+                f"k={self.k}]; found shape {tuple(Y_t.shape)}."
+            )
+        return (X, Y)
+
+    def _get_loss_fn(self):
+        """``loss_fn(X, Y)``: soft cross-entropy of ``forward(X)`` against ``Y``
+        (hard labels are converted to one-hot rows per batch)."""
+        if self.criteria.reduction == "none":
+            raise ValueError(
+                "loss_fn_reduction='none' gives per-example losses; training needs "
+                "'mean' or 'sum'."
+            )
+        self.criteria.to(self._device())
+        k = self.k
+        criteria = self.criteria
+        # The plain SoftCrossEntropyLoss is called as a function (no module
+        # call overhead per batch); a replaced criteria module is called.
+        direct = type(criteria) is SoftCrossEntropyLoss
+
+        def loss_fn(X, Y):
+            logits = self.forward(X)
+            if logits.shape[-1] != k:
+                self._check_logits(logits)
+            if Y.dim() != 2 or Y.shape[1] != k or not Y.is_floating_point():
+                Y = self._preprocess_Y(Y, k)
+            if direct:
+                return soft_cross_entropy(
+                    logits, Y, criteria.weight, criteria.reduction
+                )
+            return criteria(logits, Y)
+
+        return loss_fn
+
+    @staticmethod
+    def _preprocess_Y(Y, k: int) -> torch.Tensor:
+        """Hard labels ``[n]``/``[n, 1]`` in 1..k -> one-hot float ``[n, k]``;
+        probabilistic labels ``[n, k]`` are returned as floats."""
+        if not isinstance(Y, torch.Tensor):
+            Y = torch.as_tensor(np.asarray(Y))
+        if Y.dim() == 1 or (Y.dim() == 2 and Y.shape[1] == 1 and k != 1):
+            return pred_to_prob(Y.reshape(-1).long(), k).float()
+        return Y if Y.is_floating_point() else Y.float()
+
+    def _create_dataset(self, *data):
+        return MetalDataset(*data)
+
+    @staticmethod
+    def _reset_module(m):
+        if hasattr(m, "reset_parameters"):
+            m.reset_parameters()
+
+
+# ------------------------------------------------------------------- helpers
+class _LayerSequence(nn.Sequential):
+    """``nn.Sequential`` that passes over ``IdentityModule`` layers instead of
+    calling them (saving a module call per batch; hooks on an identity layer
+    therefore do not run). Prints and saves exactly like ``nn.Sequential``."""
+
+    def forward(self, x):
+        for module in self._modules.values():
+            if type(module) is not IdentityModule:
+                x = module(x)
+        return x
+
+    def _get_name(self) -> str:
+        return "Sequential"
+
+
+def _check_layer_out_dims(layer_out_dims) -> List[int]:
+    try:
+        dims = [int(d) for d in layer_out_dims]
+    except (TypeError, ValueError):
+        raise ValueError(
+            "layer_out_dims must be a list of positive ints [d_in, ..., k]; found "
+            f"{layer_out_dims!r}."
+        ) from None
+    if (
+        not dims
+        or any(d < 1 for d in dims)
+        or any(isinstance(d, bool) for d in layer_out_dims)
+    ):
+        raise ValueError(
+            "layer_out_dims must be a non-empty list of positive ints; found "
+            f"{list(layer_out_dims)!r}."
+        )
+    return dims
+
+
+def _output_width(module: nn.Module) -> Optional[int]:
+    """Logits width of a head when it can be read off (Linear last), else None."""
+    if isinstance(module, nn.Linear):
+        return module.out_features
+    if isinstance(module, nn.Sequential):
+        for child in reversed(list(module)):
+            if isinstance(child, _WIDTH_PRESERVING):
+                continue
+            return _output_width(child)
+    return None
+
+
+_WIDTH_PRESERVING = (
+    IdentityModule,
+    nn.Identity,
+    nn.ReLU,
+    nn.Dropout,
+    nn.BatchNorm1d,
+    nn.Tanh,
+    nn.Sigmoid,
+)
+
+
+def _unpack_pair(data, name: str):
+    if not isinstance(data, (tuple, list)):
+        raise ValueError(
+            f"{name} must be an (X, Y) tuple, a Dataset or a DataLoader; found "
+            f"{type(data).__name__}."
+        )
+    if len(data) != 2:
+        raise ValueError(
+            f"{name} must be an (X, Y) pair; found a {type(data).__name__} of "
+            f"length {len(data)}."
+        )
+    return data
+
+
+def _labels_to_tensor(Y, name: str) -> torch.Tensor:
+    if Y is None:
+        raise ValueError(f"{name} is missing (found None).")
+    if isinstance(Y, torch.Tensor):
+        return Y.detach()
+    if sparse.issparse(Y):
+        Y = Y.toarray()
+    arr = np.asarray(Y)
+    if arr.dtype.kind not in "biuf":
+        raise ValueError(f"{name} must be numeric labels; found dtype {arr.dtype}.")
+    return torch.from_numpy(np.ascontiguousarray(arr))
+
+
+def _row_chunks(X, size: int):
+    """Consecutive row blocks of a tensor/CSR matrix; other inputs whole."""
+    if isinstance(X, torch.Tensor) or sparse.issparse(X):
+        n = X.shape[0]
+        for start in range(0, n, size):
+            yield X[start : start + size]
+    else:
+        yield X

@@ -1,0 +1,13 @@
+"""A parameter-free module that returns its input."""
+
+import torch.nn as nn
+
+
+class IdentityModule(nn.Module):
+    """``forward(x) -> x``; the default input module of an ``EndModel``."""
+
+    def forward(self, x):
+        return x
+
+    def reset_parameters(self) -> None:
+        """Nothing to reset."""

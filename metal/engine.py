@@ -1,0 +1,970 @@
+"""The one training loop of ``metal``.
+
+Every trainable model trains through ``Engine.fit``: ``Classifier.train_model``
+(EndModel, MTEndModel) and the mmtl trainers are thin front doors that turn
+their own config vocabulary into an ``EngineConfig`` and hand over:
+
+* ``batches``: anything iterable once per epoch (a DataLoader, ``TensorBatches``,
+  a list), or a function ``epoch -> iterable`` (e.g. a multitask batch
+  scheduler). A batch may be any nesting of tuples/lists/dicts of tensors; it
+  is moved to the configured device before the step.
+* ``step(batch)``: computes the loss. It returns a scalar tensor (the batch's
+  mean loss) or ``(loss_dict, count_dict)``: per-name mean losses (e.g. per
+  task) whose plain sum is optimised, with the number of examples behind each;
+  an empty ``loss_dict`` skips the batch.
+* a ``Logger`` (log units, when to log and validate, where to write),
+  optionally a ``Checkpointer``, and callbacks ``evaluate(model) -> {name:
+  value}`` (run when validation is due) and ``train_metrics(model) -> {name:
+  value}`` (run at every log).
+
+The engine owns everything in between: the optimizer, learning-rate schedule
+(with warmup and a floor), gradient clipping, the NaN check, running losses,
+logging, checkpointing (with the training position and RNG states, so a killed
+run resumes exactly), the progress bar and restoring the best model. It returns
+a ``TrainingResult``.
+"""
+
+import random
+import warnings
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, Iterable, Iterator, Optional, Tuple, Union
+
+import numpy as np
+import scipy.sparse as sparse
+import torch
+import torch.nn as nn
+from tqdm.auto import tqdm
+
+from metal.logging.checkpointer import Checkpointer
+from metal.logging.logger import Logger
+from metal.utils import _resolve_device, move_to_device
+
+OPTIMIZERS = ("sgd", "adam", "adamax", "rmsprop", "sparseadam")
+LR_SCHEDULERS = (None, "constant", "exponential", "reduce_on_plateau", "linear", "step")
+WARMUP_UNITS = ("batches", "epochs")
+LR_STEP_UNITS = ("epochs", "batches")
+
+# Which sub-dict of a MeTaL v0.5 ``optimizer_config`` holds each optimizer's kwargs.
+_V05_OPTIMIZER_SUBCONFIG = {
+    "sgd": "sgd_config",
+    "adam": "adam_config",
+    "adamax": "adam_config",
+    "sparseadam": "adam_config",
+    "rmsprop": "rmsprop_config",
+}
+_V05_SCHEDULER_SUBCONFIG = {
+    "exponential": "exponential_config",
+    "reduce_on_plateau": "plateau_config",
+    "step": "step_config",
+}
+
+
+@dataclass
+class EngineConfig:
+    """Everything ``Engine.fit`` needs to know besides data, loss and callbacks.
+
+    Attributes:
+        n_epochs: passes over the training batches.
+        optimizer: one of ``OPTIMIZERS``.
+        optimizer_kwargs: keyword arguments of the torch optimizer (``lr``,
+            ``momentum``, ``betas``, ...), without ``weight_decay``.
+        l2: weight decay (must be 0 for ``sparseadam``).
+        grad_clip: clip the total gradient norm to this; falsy disables.
+        lr_scheduler: one of ``LR_SCHEDULERS``.
+        lr_scheduler_kwargs: keyword arguments of the torch scheduler
+            (``gamma``; ``factor``/``patience``/...; ``step_size``).
+        lr_step_unit: step the scheduler after every ``"epochs"`` or
+            ``"batches"`` (``"linear"`` always steps per batch).
+        warmup_steps: linear warmup length (0 = none), in ``warmup_unit``.
+        warmup_unit: ``"batches"`` or ``"epochs"``.
+        min_lr: floor on the learning rate after each scheduler step.
+        lr_freeze: the scheduler does not step during the first
+            ``lr_freeze - 1`` epochs.
+        plateau_metric / plateau_mode: the logged metric ``reduce_on_plateau``
+            follows and whether lower (``"min"``) or higher (``"max"``) is
+            better; it steps only with a value computed since its last step.
+        loss_metric: name under which the running training loss is logged.
+        lr_metric: name under which the learning rate is logged (None: not).
+        evaluate_at_end: validate once more after the last batch unless the
+            last log already did.
+        device: ``"cpu"``, ``"cuda"``, ``"cuda:N"``, an int or a torch.device.
+        progress_bar: show a tqdm bar per epoch (only when ``verbose``).
+        verbose: print progress notices.
+    """
+
+    n_epochs: int = 1
+    optimizer: str = "adam"
+    optimizer_kwargs: Dict[str, Any] = field(default_factory=lambda: {"lr": 0.01})
+    l2: float = 0.0
+    grad_clip: Optional[float] = None
+    lr_scheduler: Optional[str] = None
+    lr_scheduler_kwargs: Dict[str, Any] = field(default_factory=dict)
+    lr_step_unit: str = "epochs"
+    warmup_steps: float = 0
+    warmup_unit: str = "batches"
+    min_lr: float = 0.0
+    lr_freeze: int = 0
+    plateau_metric: Optional[str] = None
+    plateau_mode: str = "min"
+    loss_metric: str = "train/loss"
+    lr_metric: Optional[str] = None
+    evaluate_at_end: bool = False
+    device: Any = "cpu"
+    progress_bar: bool = False
+    verbose: bool = False
+
+    def __post_init__(self):
+        if isinstance(self.n_epochs, bool) or not isinstance(
+            self.n_epochs, (int, np.integer)
+        ):
+            raise ValueError(f"n_epochs must be an integer; found {self.n_epochs!r}.")
+        if self.n_epochs < 0:
+            raise ValueError(f"n_epochs must be >= 0; found {self.n_epochs}.")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(
+                f"Unrecognized optimizer option {self.optimizer!r}; choose from "
+                f"{list(OPTIMIZERS)}."
+            )
+        if self.lr_scheduler not in LR_SCHEDULERS:
+            raise ValueError(
+                f"Unrecognized lr scheduler option {self.lr_scheduler!r}; choose "
+                f"from {list(LR_SCHEDULERS)}."
+            )
+        if self.lr_step_unit not in LR_STEP_UNITS:
+            raise ValueError(
+                f"lr_step_unit must be one of {list(LR_STEP_UNITS)}; found "
+                f"{self.lr_step_unit!r}."
+            )
+        if self.warmup_unit not in WARMUP_UNITS:
+            raise ValueError(
+                f"warmup_unit must be one of {list(WARMUP_UNITS)}; found "
+                f"{self.warmup_unit!r}."
+            )
+        if self.warmup_steps and self.warmup_steps < 0:
+            raise ValueError(f"warmup_steps must be >= 0; found {self.warmup_steps}.")
+        if self.grad_clip and self.grad_clip < 0:
+            raise ValueError(f"grad_clip must be >= 0; found {self.grad_clip}.")
+        if self.plateau_mode not in ("min", "max"):
+            raise ValueError(
+                f"plateau_mode must be 'min' or 'max'; found {self.plateau_mode!r}."
+            )
+        if self.optimizer == "sparseadam" and self.l2:
+            raise ValueError(
+                "The sparseadam optimizer does not support l2 (weight decay); set "
+                "l2=0 or choose another optimizer."
+            )
+
+
+@dataclass
+class TrainingResult:
+    """What ``Engine.fit`` hands back.
+
+    Attributes:
+        metrics: the last logged metrics dict.
+        metrics_hist: the latest value of every metric logged during the run.
+        epochs_completed: epochs finished (counting resumed ones).
+        best_iteration / best_score: the checkpointer's best, if any.
+        best_restored: whether the best model's weights were loaded at the end.
+    """
+
+    metrics: Dict[str, Any]
+    metrics_hist: Dict[str, Any]
+    epochs_completed: int
+    best_iteration: Any = None
+    best_score: Optional[float] = None
+    best_restored: bool = False
+
+
+# ------------------------------------------------------------------ optimizers
+def build_optimizer(
+    name: str, parameters: Iterable[nn.Parameter], optimizer_kwargs: dict, l2=0.0
+) -> torch.optim.Optimizer:
+    """The torch optimizer ``name`` over the trainable ``parameters``.
+
+    ``l2`` becomes ``weight_decay`` (``sparseadam`` has none: non-zero ``l2``
+    raises ``ValueError``).
+    """
+    params = [p for p in parameters if p.requires_grad]
+    kwargs = dict(optimizer_kwargs)
+    if name == "sgd":
+        return torch.optim.SGD(params, **kwargs, weight_decay=l2)
+    if name == "adam":
+        return torch.optim.Adam(params, **kwargs, weight_decay=l2)
+    if name == "adamax":
+        return torch.optim.Adamax(params, **kwargs, weight_decay=l2)
+    if name == "rmsprop":
+        return torch.optim.RMSprop(params, **kwargs, weight_decay=l2)
+    if name == "sparseadam":
+        if l2:
+            raise ValueError(
+                "The sparseadam optimizer does not support l2 (weight decay); set "
+                "l2=0 or choose another optimizer."
+            )
+        return torch.optim.SparseAdam(params, **kwargs)
+    raise ValueError(
+        f"Unrecognized optimizer option {name!r}; choose from {list(OPTIMIZERS)}."
+    )
+
+
+def v05_optimizer_settings(optimizer_config: dict) -> Tuple[str, dict]:
+    """``(name, kwargs)`` from a MeTaL v0.5 ``optimizer_config`` dict
+    (``optimizer``, ``optimizer_common`` and the per-optimizer sub-dicts)."""
+    name = optimizer_config.get("optimizer")
+    if name not in _V05_OPTIMIZER_SUBCONFIG:
+        raise ValueError(
+            f"Unrecognized optimizer option {name!r}; choose from {list(OPTIMIZERS)}."
+        )
+    kwargs = dict(optimizer_config.get("optimizer_common") or {})
+    kwargs.update(optimizer_config.get(_V05_OPTIMIZER_SUBCONFIG[name]) or {})
+    return name, kwargs
+
+
+def v05_scheduler_kwargs(name: Optional[str], lr_scheduler_config: dict) -> dict:
+    """The torch scheduler kwargs for ``name`` from a v0.5 ``lr_scheduler_config``."""
+    if name not in LR_SCHEDULERS:
+        raise ValueError(
+            f"Unrecognized lr scheduler option {name!r}; choose from "
+            f"{list(LR_SCHEDULERS)}."
+        )
+    key = _V05_SCHEDULER_SUBCONFIG.get(name)
+    return dict((lr_scheduler_config or {}).get(key) or {}) if key else {}
+
+
+def warmup_batches(
+    warmup_steps: float, warmup_unit: str, batches_per_epoch: Optional[int]
+) -> int:
+    """Warmup length in batches (0 when ``warmup_steps`` is falsy)."""
+    if not warmup_steps:
+        return 0
+    if warmup_steps < 0:
+        raise ValueError(f"warmup_steps must be >= 0; found {warmup_steps}.")
+    if warmup_unit == "batches":
+        return max(1, int(warmup_steps))
+    if warmup_unit == "epochs":
+        if not batches_per_epoch:
+            raise ValueError(
+                "warmup_unit='epochs' needs the number of batches per epoch; use "
+                "warmup_unit='batches' with batches whose length is unknown."
+            )
+        return max(1, int(warmup_steps * batches_per_epoch))
+    raise ValueError(
+        f"warmup_unit must be one of {list(WARMUP_UNITS)}; found {warmup_unit!r}."
+    )
+
+
+# ---------------------------------------------------------------- lr schedule
+class LRSchedule:
+    """Warmup, then a torch scheduler stepped per epoch or per batch, then a floor.
+
+    Warmup scales every group's learning rate by ``b / warmup_batches`` after
+    ``b`` batches (so the first batch trains at 0, as in MeTaL's trainers); the
+    main scheduler steps once warmup is over, never before epoch
+    ``lr_freeze - 1``, and ``reduce_on_plateau`` only with a fresh metric value.
+    """
+
+    def __init__(
+        self,
+        optimizer: torch.optim.Optimizer,
+        name: Optional[str] = None,
+        scheduler_kwargs: Optional[dict] = None,
+        step_unit: str = "epochs",
+        warmup_batches: int = 0,
+        total_batches: Optional[int] = None,
+        min_lr: float = 0.0,
+        lr_freeze: int = 0,
+        plateau_metric: Optional[str] = None,
+        plateau_mode: str = "min",
+    ):
+        self.optimizer = optimizer
+        self.name = name
+        self.step_unit = "batches" if name == "linear" else step_unit
+        self.warmup_batches = warmup_batches
+        self.min_lr = min_lr or 0.0
+        self.lr_freeze = lr_freeze or 0
+        self.plateau_metric = plateau_metric
+        self.base_lrs = [group["lr"] for group in optimizer.param_groups]
+        self.scheduler = self._build(
+            name, dict(scheduler_kwargs or {}), total_batches, plateau_mode
+        )
+        self.batches_seen = 0
+        self._pending_metric = None
+        if self.warmup_batches:
+            self._scale_lrs(0.0)
+
+    def _build(self, name, kwargs, total_batches, plateau_mode):
+        opt = self.optimizer
+        if name in (None, "constant"):
+            return None
+        if name == "exponential":
+            return torch.optim.lr_scheduler.ExponentialLR(opt, **kwargs)
+        if name == "step":
+            return torch.optim.lr_scheduler.StepLR(opt, **kwargs)
+        if name == "reduce_on_plateau":
+            kwargs.setdefault("mode", plateau_mode)
+            return torch.optim.lr_scheduler.ReduceLROnPlateau(opt, **kwargs)
+        if name == "linear":
+            if not total_batches:
+                raise ValueError(
+                    "lr_scheduler='linear' needs the total number of batches; the "
+                    "training batches must have a length."
+                )
+            decay = max(1, total_batches - self.warmup_batches)
+            return torch.optim.lr_scheduler.LambdaLR(
+                opt, lambda step: max(0.0, (decay - step) / decay)
+            )
+        raise ValueError(
+            f"Unrecognized lr scheduler option {name!r}; choose from "
+            f"{list(LR_SCHEDULERS)}."
+        )
+
+    @property
+    def steps_per_batch(self) -> bool:
+        """Whether ``on_batch_end`` has anything to do (warmup or per-batch
+        stepping); otherwise callers may skip it."""
+        return bool(self.warmup_batches) or self.step_unit == "batches"
+
+    @property
+    def in_warmup(self) -> bool:
+        return self.batches_seen < self.warmup_batches
+
+    def observe(self, metrics: Dict[str, Any]) -> None:
+        """Note freshly logged metrics (the plateau scheduler's input)."""
+        if self.plateau_metric is not None and self.plateau_metric in metrics:
+            self._pending_metric = float(metrics[self.plateau_metric])
+
+    def on_batch_end(self, epoch: int) -> None:
+        self.batches_seen += 1
+        if self.batches_seen <= self.warmup_batches:
+            self._scale_lrs(self.batches_seen / self.warmup_batches)
+            return
+        if self.step_unit == "batches":
+            self._step(epoch)
+
+    def on_epoch_end(self, epoch: int) -> None:
+        if self.step_unit == "epochs" and not self.in_warmup:
+            self._step(epoch)
+
+    def _step(self, epoch: int) -> None:
+        if self.scheduler is None or epoch + 1 < self.lr_freeze:
+            return
+        if self.name == "reduce_on_plateau":
+            if self._pending_metric is None:
+                return
+            self.scheduler.step(self._pending_metric)
+            self._pending_metric = None
+        else:
+            self.scheduler.step()
+        if self.min_lr:
+            for group in self.optimizer.param_groups:
+                group["lr"] = max(group["lr"], self.min_lr)
+
+    def _scale_lrs(self, factor: float) -> None:
+        for group, base in zip(self.optimizer.param_groups, self.base_lrs):
+            group["lr"] = base * factor
+
+    def state_dict(self) -> Dict[str, Any]:
+        return {
+            "scheduler": self.scheduler.state_dict() if self.scheduler else None,
+            "batches_seen": self.batches_seen,
+            "pending_metric": self._pending_metric,
+        }
+
+    def load_state_dict(self, state: Optional[Dict[str, Any]]) -> None:
+        if not state:
+            return
+        if self.scheduler is not None and state.get("scheduler") is not None:
+            self.scheduler.load_state_dict(state["scheduler"])
+        self.batches_seen = state.get("batches_seen", 0)
+        self._pending_metric = state.get("pending_metric")
+
+
+# ------------------------------------------------------------ tensor batches
+class TensorBatches:
+    """Mini-batches sliced straight from in-memory data (no per-item collation).
+
+    Args:
+        data: a tuple/list (possibly nested) of torch tensors and scipy.sparse
+            matrices sharing the first dimension ``n``; each batch has the same
+            nesting, sparse rows densified to float32 tensors.
+        batch_size: examples per batch.
+        shuffle: draw a new order each epoch (``torch.randperm``, torch's global
+            RNG, so seeding torch makes it reproducible).
+        drop_last: drop a final incomplete batch.
+    """
+
+    def __init__(
+        self, data, batch_size: int = 32, shuffle: bool = True, drop_last=False
+    ):
+        leaves = list(_leaves(data))
+        if not leaves:
+            raise ValueError("TensorBatches needs at least one tensor.")
+        sizes = {leaf.shape[0] for leaf in leaves}
+        if len(sizes) != 1:
+            raise ValueError(
+                "All tensors must have the same number of items; found "
+                f"{sorted(sizes)}."
+            )
+        if isinstance(batch_size, bool) or not isinstance(
+            batch_size, (int, np.integer)
+        ):
+            raise ValueError(
+                f"batch_size must be a positive integer; found {batch_size!r}."
+            )
+        if batch_size < 1:
+            raise ValueError(
+                f"batch_size must be a positive integer; found {batch_size}."
+            )
+        self.data = _as_csr(data)
+        self.n = sizes.pop()
+        self.batch_size = int(batch_size)
+        self.shuffle = shuffle
+        self.drop_last = drop_last
+
+    def __len__(self) -> int:
+        if self.drop_last:
+            return self.n // self.batch_size
+        return -(-self.n // self.batch_size)
+
+    def __iter__(self) -> Iterator:
+        order = torch.randperm(self.n) if self.shuffle else None
+        stop = len(self) * self.batch_size
+        for start in range(0, min(stop, self.n), self.batch_size):
+            if order is None:
+                index = slice(start, start + self.batch_size)
+            else:
+                index = order[start : start + self.batch_size]
+            yield _take(self.data, index)
+
+
+def _leaves(data):
+    if isinstance(data, (tuple, list)):
+        for item in data:
+            yield from _leaves(item)
+    elif isinstance(data, torch.Tensor) or sparse.issparse(data):
+        yield data
+    else:
+        raise ValueError(
+            "TensorBatches takes tensors and scipy.sparse matrices (in tuples or "
+            f"lists); found {type(data).__name__}."
+        )
+
+
+def _as_csr(data):
+    if isinstance(data, (tuple, list)):
+        return type(data)(_as_csr(item) for item in data)
+    if sparse.issparse(data):
+        return sparse.csr_matrix(data)
+    return data
+
+
+def _take(data, index):
+    if isinstance(data, (tuple, list)):
+        return type(data)(_take(item, index) for item in data)
+    if isinstance(data, torch.Tensor):
+        return data[index]
+    rows = data[index.numpy() if isinstance(index, torch.Tensor) else index]
+    return torch.from_numpy(rows.toarray()).to(torch.float32)
+
+
+# --------------------------------------------------------------------- engine
+class _RunningLoss:
+    """Example-weighted running means of the losses since the last log."""
+
+    def __init__(self):
+        self.reset()
+
+    def reset(self) -> None:
+        self.total = 0.0
+        self.examples = 0
+        self.parts: Dict[str, list] = {}
+
+    def add(self, value: float, count: int, parts=None) -> None:
+        if parts:
+            for name, (part_value, part_count) in parts.items():
+                if part_count > 0:
+                    acc = self.parts.setdefault(name, [0.0, 0])
+                    acc[0] += part_value * part_count
+                    acc[1] += part_count
+                    self.total += part_value * part_count
+                    self.examples += part_count
+        elif count > 0:
+            self.total += value * count
+            self.examples += count
+
+    def means(self, total_name: str) -> Dict[str, float]:
+        metrics = {name: s / c for name, (s, c) in self.parts.items()}
+        if self.examples:
+            metrics[total_name] = self.total / self.examples
+        return metrics
+
+    def state_dict(self) -> Dict[str, Any]:
+        return {"total": self.total, "examples": self.examples, "parts": self.parts}
+
+    def load_state_dict(self, state: Dict[str, Any]) -> None:
+        self.total = state["total"]
+        self.examples = state["examples"]
+        self.parts = {name: list(acc) for name, acc in state["parts"].items()}
+
+
+class Engine:
+    """Trains ``model`` by the settings in ``config`` (see the module docstring).
+
+    Args:
+        model: the ``nn.Module`` whose parameters are optimised.
+        config: an ``EngineConfig``.
+        logger: a ``metal.logging.Logger`` (it holds the writer, if any).
+        checkpointer: a ``metal.logging.Checkpointer`` or None.
+        evaluate: ``f(model) -> {metric name: value}``, run (in eval mode, under
+            ``torch.no_grad``) whenever the logger says validation is due.
+        train_metrics: ``f(model) -> {metric name: value}`` run at every log.
+        batch_size_fn: ``f(batch) -> int`` examples in a batch (default: the
+            first dimension of the first tensor found in it).
+        extra_state: plain data stored in every checkpoint (e.g. the front
+            door's config), under ``bundle["training_state"]["extra"]``.
+
+    After ``fit``: ``optimizer``, ``lr_schedule`` (and ``lr_scheduler``, the torch
+    scheduler or None), ``metrics_hist``.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        config: EngineConfig,
+        logger: Logger,
+        checkpointer: Optional[Checkpointer] = None,
+        evaluate: Optional[Callable[[nn.Module], Dict[str, Any]]] = None,
+        train_metrics: Optional[Callable[[nn.Module], Dict[str, Any]]] = None,
+        batch_size_fn: Optional[Callable[[Any], int]] = None,
+        extra_state: Optional[Dict[str, Any]] = None,
+    ):
+        self.model = model
+        self.config = config
+        self.logger = logger
+        self.checkpointer = checkpointer
+        self.evaluate = evaluate
+        self.train_metrics = train_metrics
+        self.batch_size_fn = batch_size_fn or first_dim_size
+        self.extra_state = extra_state
+        self.device = _resolve_device(config.device)
+        self.optimizer = None
+        self.lr_schedule = None
+        self.metrics_hist: Dict[str, Any] = {}
+        self.last_metrics: Dict[str, Any] = {}
+        self._running = _RunningLoss()
+        self._epoch = 0
+        self._batches_done = 0
+        self._epochs_completed = 0
+        self._epoch_start_rng = None
+        self._resume_rng = None
+        self._last_log_validated = False
+        self._validated = False
+        self._batches_seen = 0
+        self._best_at_batch = None
+        self._move_batches = False
+        self._per_batch_schedule = True
+
+    @property
+    def lr_scheduler(self):
+        return self.lr_schedule.scheduler if self.lr_schedule is not None else None
+
+    # ------------------------------------------------------------------ fit
+    def fit(
+        self,
+        batches: Union[Iterable, Callable[[int], Iterable]],
+        step: Callable[[Any], Any],
+        batches_per_epoch: Optional[int] = None,
+        restore_state: Optional[Dict[str, Any]] = None,
+    ) -> TrainingResult:
+        """Train for ``config.n_epochs`` epochs (from a checkpoint when
+        ``restore_state``, a dict read by ``Checkpointer.restore``, is given)."""
+        cfg = self.config
+        if batches_per_epoch is None and not _is_epoch_factory(batches):
+            batches_per_epoch = _length_or_none(batches)
+        if self.logger.batches_per_epoch is None:
+            self.logger.batches_per_epoch = batches_per_epoch
+        self.model.to(self.device)
+        self.optimizer = build_optimizer(
+            cfg.optimizer, self.model.parameters(), cfg.optimizer_kwargs, cfg.l2
+        )
+        warmup = warmup_batches(cfg.warmup_steps, cfg.warmup_unit, batches_per_epoch)
+        self.lr_schedule = LRSchedule(
+            self.optimizer,
+            cfg.lr_scheduler,
+            cfg.lr_scheduler_kwargs,
+            step_unit=cfg.lr_step_unit,
+            warmup_batches=warmup,
+            total_batches=(batches_per_epoch or 0) * cfg.n_epochs,
+            min_lr=cfg.min_lr,
+            lr_freeze=cfg.lr_freeze,
+            plateau_metric=cfg.plateau_metric,
+            plateau_mode=cfg.plateau_mode,
+        )
+        self._move_batches = self.device.type != "cpu"
+        self._per_batch_schedule = self.lr_schedule.steps_per_batch
+        start_epoch, skip = 0, 0
+        if restore_state:
+            start_epoch, skip = self._restore(restore_state)
+        self.model.train()
+        for epoch in range(start_epoch, cfg.n_epochs):
+            self._run_epoch(epoch, batches, step, skip, batches_per_epoch)
+            skip = 0
+            self._end_epoch(epoch)
+        if cfg.evaluate_at_end and self.evaluate is not None:
+            self._final_evaluation()
+        self.model.eval()
+        best_restored = self._restore_best()
+        ckpt = self.checkpointer
+        return TrainingResult(
+            metrics=dict(self.last_metrics),
+            metrics_hist=dict(self.metrics_hist),
+            epochs_completed=self._epochs_completed,
+            best_iteration=ckpt.best_iteration if ckpt else None,
+            best_score=ckpt.best_score if ckpt else None,
+            best_restored=best_restored,
+        )
+
+    # ---------------------------------------------------------------- epochs
+    def _run_epoch(self, epoch, batches, step, skip, batches_per_epoch) -> None:
+        self._epoch = epoch
+        if skip:
+            set_rng_state(self._epoch_start_rng)
+        else:
+            self._epoch_start_rng = capture_rng_state(self.device)
+        iterable = batches(epoch) if _is_epoch_factory(batches) else batches
+        iterator = iter(iterable)
+        for _ in range(skip):
+            next(iterator)
+        if skip:
+            set_rng_state(self._resume_rng)
+        self._batches_done = skip
+        if self.config.progress_bar and self.config.verbose:
+            closed = self._run_batches_with_bar(iterator, step, skip, batches_per_epoch)
+        elif batches_per_epoch:
+            closed = self._run_counted_batches(iterator, step, skip, batches_per_epoch)
+        else:
+            closed = False
+            for batch, is_last in _flag_last(iterator):
+                self._train_on_batch(batch, step, is_last)
+                closed = is_last
+        if not closed:
+            self._close_short_epoch()
+
+    def _run_counted_batches(self, iterator, step, skip, batches_per_epoch) -> bool:
+        """The plain loop for batches of known length; True if the epoch's
+        last batch was seen."""
+        train_on_batch = self._train_on_batch
+        last = batches_per_epoch - 1
+        position = skip - 1
+        for position, batch in enumerate(iterator, skip):
+            train_on_batch(batch, step, position >= last)
+        return position >= last
+
+    def _run_batches_with_bar(self, iterator, step, skip, batches_per_epoch) -> bool:
+        closed = False
+        with tqdm(
+            total=batches_per_epoch,
+            initial=skip,
+            desc=f"Epoch {self._epoch + 1}/{self.config.n_epochs}",
+            leave=False,
+        ) as bar:
+            for batch, is_last in _flag_last(iterator, batches_per_epoch, skip):
+                loss = self._train_on_batch(batch, step, is_last)
+                closed = is_last
+                bar.update(1)
+                if loss is not None:
+                    bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
+        return closed
+
+    def _close_short_epoch(self) -> None:
+        """The batches ended before their announced length: count the epoch end."""
+        self.logger.end_epoch()
+        metrics = None
+        if self.logger.unit_count >= self.logger.log_train_every:
+            metrics = self._log_metrics(validate=None)
+        self._maybe_checkpoint(metrics, is_last=True)
+
+    def _end_epoch(self, epoch: int) -> None:
+        self.lr_schedule.on_epoch_end(epoch)
+        self._epochs_completed = epoch + 1
+
+    # --------------------------------------------------------------- batches
+    def _train_on_batch(self, batch, step, is_last: bool) -> Optional[float]:
+        # The hot path: keep Python work per batch to a minimum.
+        if self._move_batches:
+            batch = move_to_device(batch, self.device)
+        batch_size = self.batch_size_fn(batch)
+        self.optimizer.zero_grad(set_to_none=True)
+        out = step(batch)
+        self._batches_seen += 1
+        if type(out) is torch.Tensor:
+            loss, parts = out, None
+        else:
+            loss, parts = _total_loss(out, batch_size)
+        value = None
+        if loss is not None:
+            value = loss.item()
+            if value != value:  # NaN
+                raise FloatingPointError(
+                    "The training loss is NaN; try a smaller learning rate."
+                )
+            loss.backward()
+            if self.config.grad_clip:
+                nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
+            self.optimizer.step()
+            self._running.add(value, batch_size, parts)
+        elif not is_last:
+            return None
+        else:
+            batch_size = 0
+        self._batches_done += 1
+        metrics = None
+        if self.logger.check(batch_size, is_last):
+            metrics = self._log_metrics(validate=None)
+        if self._per_batch_schedule:
+            self.lr_schedule.on_batch_end(self._epoch)
+        if self.checkpointer is not None:
+            self._maybe_checkpoint(metrics, is_last)
+        return value
+
+    def _log_metrics(self, validate: Optional[bool]) -> Dict[str, Any]:
+        """Collect, log and remember the metrics of one log event."""
+        metrics = self._running.means(self.config.loss_metric)
+        self._running.reset()
+        if self.config.lr_metric:
+            metrics[self.config.lr_metric] = self.optimizer.param_groups[0]["lr"]
+        if validate is None:
+            validate = self.logger.validation_due()
+        validate = validate and self.evaluate is not None
+        if self.train_metrics is not None or validate:
+            self.model.eval()
+            with torch.no_grad():
+                if self.train_metrics is not None:
+                    metrics.update(self.train_metrics(self.model))
+                if validate:
+                    metrics.update(self.evaluate(self.model))
+            self.model.train()
+        self._last_log_validated = validate
+        self._validated = self._validated or validate
+        self.logger.log(metrics)
+        self.metrics_hist.update(metrics)
+        self.last_metrics = metrics
+        self.lr_schedule.observe(metrics)
+        return metrics
+
+    def _final_evaluation(self) -> None:
+        if self._last_log_validated:
+            return
+        metrics = self._log_metrics(validate=True)
+        self._maybe_checkpoint(metrics, is_last=True, force=True)
+
+    # ----------------------------------------------------------- checkpoints
+    def _maybe_checkpoint(self, metrics, is_last: bool, force: bool = False) -> None:
+        ckpt = self.checkpointer
+        if ckpt is None:
+            return
+        units = self.logger.unit_total
+        if metrics is None and not force and not ckpt.periodic_due(units):
+            return
+        best_saves = ckpt.best_saves
+        ckpt.checkpoint(
+            metrics or {},
+            units,
+            self.model,
+            self.optimizer,
+            self.lr_schedule,
+            training_state=lambda: self._training_state(is_last),
+        )
+        if ckpt.best_saves != best_saves:
+            self._best_at_batch = self._batches_seen
+
+    def _training_state(self, epoch_finished: bool) -> Dict[str, Any]:
+        return {
+            "epoch": self._epoch,
+            "batches_done": self._batches_done,
+            "epoch_finished": bool(epoch_finished),
+            "epochs_completed": self._epochs_completed,
+            "logger": self.logger.state_dict(),
+            "running": self._running.state_dict(),
+            "metrics_hist": _plain_metrics(self.metrics_hist),
+            "validated": self._validated,
+            "rng": capture_rng_state(self.device),
+            "epoch_start_rng": self._epoch_start_rng,
+            "extra": self.extra_state,
+        }
+
+    def _restore(self, bundle: Dict[str, Any]) -> Tuple[int, int]:
+        """Load a checkpoint's state; return ``(epoch, batches to skip)``."""
+        state = bundle.get("training_state")
+        if state is None:
+            raise ValueError(
+                "This checkpoint holds no training state (epoch, counters, RNG), so "
+                "training cannot be resumed from it."
+            )
+        self.model.load_state_dict(bundle["model"])
+        if bundle.get("optimizer") is not None:
+            self.optimizer.load_state_dict(bundle["optimizer"])
+        self.lr_schedule.load_state_dict(bundle.get("lr_scheduler"))
+        self.logger.load_state_dict(state["logger"])
+        self._running.load_state_dict(state["running"])
+        self.metrics_hist = dict(state["metrics_hist"])
+        self._validated = state.get("validated", False)
+        self._epochs_completed = state["epochs_completed"]
+        self._epoch_start_rng = state["epoch_start_rng"]
+        self._resume_rng = state["rng"]
+        if self.checkpointer is not None:
+            self.checkpointer.load_state_dict(bundle)
+            self.checkpointer.skip_periodic_until(self.logger.unit_total)
+        epoch, done = state["epoch"], state["batches_done"]
+        if self.config.verbose:
+            print(f"Resuming training at epoch {epoch + 1}, after {done} batches.")
+        if state["epoch_finished"]:
+            set_rng_state(self._resume_rng)
+            self._epoch = epoch
+            self._end_epoch(epoch)
+            return epoch + 1, 0
+        return epoch, done
+
+    def _restore_best(self) -> bool:
+        ckpt = self.checkpointer
+        if ckpt is None or not ckpt.checkpoint_best:
+            return False
+        if ckpt.best_model_found:
+            if self._best_at_batch != self._batches_seen:
+                ckpt.load_best_model(self.model)
+            # else: no batch ran since the best was saved; the weights are it
+            return True
+        if self._validated:
+            warnings.warn(
+                f"The checkpoint metric {ckpt.checkpoint_metric!r} was never logged "
+                f"(logged: {sorted(self.metrics_hist)}); keeping the final model."
+            )
+        return False
+
+
+# -------------------------------------------------------------------- helpers
+def first_dim_size(batch) -> int:
+    """Examples in a batch: the first dimension of the first tensor found
+    (depth-first through tuples, lists and dict values), else its length."""
+    if type(batch) in (tuple, list) and batch and type(batch[0]) is torch.Tensor:
+        shape = batch[0].shape
+        return shape[0] if shape else 1
+    size = _first_tensor_size(batch)
+    if size is not None:
+        return size
+    return len(batch) if hasattr(batch, "__len__") else 1
+
+
+def _first_tensor_size(batch) -> Optional[int]:
+    if isinstance(batch, torch.Tensor):
+        return int(batch.shape[0]) if batch.dim() else 1
+    if isinstance(batch, dict):
+        batch = list(batch.values())
+    if isinstance(batch, (tuple, list)):
+        for item in batch:
+            size = _first_tensor_size(item)
+            if size is not None:
+                return size
+    return None
+
+
+def _total_loss(out, batch_size: int):
+    """``(loss tensor or None, per-name (value, count) or None)`` from a step."""
+    if isinstance(out, torch.Tensor):
+        return out, None
+    if isinstance(out, tuple) and len(out) == 2 and isinstance(out[0], dict):
+        loss_dict, count_dict = out
+    elif isinstance(out, dict):
+        loss_dict, count_dict = out, {}
+    else:
+        raise TypeError(
+            "The training step must return a scalar loss tensor or (loss_dict, "
+            f"count_dict); it returned {type(out).__name__}."
+        )
+    if not loss_dict:
+        return None, None
+    count_dict = count_dict or {}
+    total = torch.stack([loss for loss in loss_dict.values()]).sum()
+    parts = {
+        name: (loss.item(), int(count_dict.get(name, batch_size)))
+        for name, loss in loss_dict.items()
+    }
+    return total, parts
+
+
+def _flag_last(iterator: Iterator, length: Optional[int] = None, start: int = 0):
+    """Yield ``(item, is_last)``: by position when the length is known (a
+    lookahead would fetch the next batch before the step, evicting caches),
+    else with one item of lookahead."""
+    if length:
+        last = length - 1
+        for position, item in enumerate(iterator, start):
+            yield item, position >= last
+        return
+    try:
+        current = next(iterator)
+    except StopIteration:
+        return
+    for upcoming in iterator:
+        yield current, False
+        current = upcoming
+    yield current, True
+
+
+def _is_epoch_factory(batches) -> bool:
+    return callable(batches) and not hasattr(batches, "__iter__")
+
+
+def _length_or_none(batches) -> Optional[int]:
+    try:
+        return len(batches)
+    except TypeError:
+        return None
+
+
+def _plain_metrics(metrics: Dict[str, Any]) -> Dict[str, Any]:
+    plain = {}
+    for name, value in metrics.items():
+        if isinstance(value, torch.Tensor) and value.numel() == 1:
+            value = value.item()
+        elif isinstance(value, np.generic):
+            value = value.item()
+        if isinstance(value, (int, float, str, bool, type(None))):
+            plain[name] = value
+    return plain
+
+
+# ------------------------------------------------------------------------ RNG
+def capture_rng_state(device=None) -> Dict[str, Any]:
+    """Python, NumPy and torch RNG states as tensors and plain values (safe and
+    quick to store in checkpoints)."""
+    version, internal, gauss = random.getstate()
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    state = {
+        "python": [version, torch.tensor(internal, dtype=torch.int64), gauss],
+        "numpy": [
+            name,
+            torch.from_numpy(keys.astype(np.int64)),
+            int(pos),
+            int(has_gauss),
+            float(cached),
+        ],
+        "torch": torch.get_rng_state(),
+        "cuda": None,
+    }
+    if device is not None and torch.device(device).type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: Optional[Dict[str, Any]]) -> None:
+    """Restore states captured by ``capture_rng_state``."""
+    if not state:
+        return
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal.tolist()), gauss))
+    name, keys, pos, has_gauss, cached = state["numpy"]
+    keys = np.asarray(keys.tolist(), dtype=np.uint32)
+    np.random.set_state((name, keys, pos, has_gauss, cached))
+    torch.set_rng_state(state["torch"])
+    if state.get("cuda") is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])

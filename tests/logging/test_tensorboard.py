@@ -1,0 +1,64 @@
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import unittest
+
+import torch
+
+from metal.end_model import EndModel
+from metal.logging import TensorBoardWriter
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+class TensorBoardWriterTestCase(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.TemporaryDirectory()
+
+    def tearDown(self):
+        self.tmp.cleanup()
+
+    def test_event_files_and_json_log(self):
+        writer = TensorBoardWriter(
+            log_dir=self.tmp.name, run_dir="tb", run_name="run", verbose=False
+        )
+        writer.add_scalar("train/loss", 0.5, 1)
+        writer.write_config({"n_epochs": 1})
+        writer.close()
+        files = os.listdir(writer.log_subdir)
+        self.assertTrue(any(f.startswith("events.out.tfevents") for f in files))
+        self.assertTrue(any(f.endswith(".run") for f in files))
+        with open(writer.log_path) as f:
+            self.assertEqual(json.load(f)["run_log"], {"train/loss": [[1, 0.5]]})
+
+    def test_training_with_tensorboard(self):
+        X = torch.rand(64, 2)
+        Y = (X[:, 0] > X[:, 1]).long() + 1
+        em = EndModel(
+            [2, 2],
+            verbose=False,
+            checkpoint=False,
+            writer="tensorboard",
+            log_dir=self.tmp.name,
+        )
+        em.train_model((X, Y), valid_data=(X, Y), n_epochs=2)
+        self.assertIsInstance(em.writer, TensorBoardWriter)
+        files = os.listdir(em.writer.log_subdir)
+        self.assertTrue(any(f.startswith("events.out.tfevents") for f in files))
+
+    def test_backend_imported_lazily(self):
+        code = (
+            "import sys, metal.logging, metal.classifier, metal.end_model, "
+            "metal.engine; print('tensorboardX' in sys.modules, "
+            "'torch.utils.tensorboard' in sys.modules)"
+        )
+        out = subprocess.run(
+            [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True
+        )
+        self.assertEqual(out.stdout.strip(), "False False", out.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main()
