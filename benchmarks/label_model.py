@@ -189,7 +189,8 @@ def scenario_snorkel(n, m, k, coverage):
 
 def scenario_real_data():
     sys.path.insert(0, os.path.join(ROOT, "tutorials"))
-    from youtube_spam import LF_NAMES, apply_lfs, load_spam_data, load_tennis_rally
+    from tennis_rally import load_tennis_rally
+    from youtube_spam import LF_NAMES, apply_lfs, load_spam_data
 
     from metal.label_model import LabelModel, MajorityLabelVoter
 

@@ -1,5 +1,5 @@
-"""YouTube spam comments: loading and labeling functions for the tutorials and
-benchmarks.
+"""YouTube spam comments: loading and labeling functions for the tutorials,
+tests and benchmarks.
 
 Label convention (MeTaL): 0 = abstain, 1 = HAM (a genuine comment),
 2 = SPAM. The data ships in ``tutorials/data/youtube_spam`` (see its README for
@@ -128,18 +128,3 @@ LF_NAMES = [
 def apply_lfs(texts: Sequence[str], lfs: Sequence[Callable] = LFS) -> np.ndarray:
     """The label matrix ``[n, len(lfs)]`` (int8; 0 abstain, 1 ham, 2 spam)."""
     return np.array([[lf(t) for lf in lfs] for t in texts], dtype=np.int8)
-
-
-def load_tennis_rally(data_dir: str = DATA_DIR):
-    """Tennis rally votes in MeTaL's convention (0 abstain, 1 rally, 2 not):
-    ``(L_train [6959, 6], L_dev [746, 6], Y_dev [746])``."""
-    folder = os.path.join(data_dir, "tennis_rally")
-
-    def convert(a):
-        a = np.asarray(a)
-        return np.where(a == 1, 1, np.where(a == -1, 2, 0)).astype(np.int8)
-
-    L_train = convert(np.load(os.path.join(folder, "L_train_video.npy")))
-    L_dev = convert(np.load(os.path.join(folder, "L_dev_video.npy")))
-    Y_dev = convert(np.load(os.path.join(folder, "Y_dev_video.npy"))).astype(np.int64)
-    return L_train, L_dev, Y_dev

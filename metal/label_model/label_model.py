@@ -593,8 +593,11 @@ class LabelModel(Classifier):
             log_writer: optional ``metal.logging`` writer receiving
                 ``train/loss`` at each logged iteration.
             **kwargs: config overrides (e.g. ``n_epochs=500``, ``l2=0.1``,
-                ``prec_init=0.8``); unknown keys raise ``ValueError``.
+                ``prec_init=0.8``); unknown keys raise ``ValueError``. A
+                ``valid_data`` keyword (passed by the model tuners to every
+                model) is accepted and not used: the fit needs no labels.
         """
+        kwargs.pop("valid_data", None)
         self.config = recursive_merge_dicts(
             self.config, kwargs, misses="exception", verbose=False
         )
