@@ -259,45 +259,49 @@ class EndModel(Classifier):
             )
         return (X, Y)
 
-    def _check_train_labels(self, Y) -> torch.Tensor:
-        Y = _labels_to_tensor(Y, "train_data Y")
-        if Y.dim() == 1 or (Y.dim() == 2 and Y.shape[1] == 1 and self.k != 1):
+    def _check_train_labels(
+        self, Y, k: Optional[int] = None, name: str = "train_data Y"
+    ) -> torch.Tensor:
+        """Hard labels in 1..k or probabilistic labels [n, k] -> float [n, k]
+        (``k`` defaults to the model's; ``name`` is used in error messages)."""
+        k = self.k if k is None else k
+        Y = _labels_to_tensor(Y, name)
+        if Y.dim() == 1 or (Y.dim() == 2 and Y.shape[1] == 1 and k != 1):
             Y = Y.reshape(-1)
             if Y.is_floating_point() and bool((Y != Y.round()).any()):
                 raise ValueError(
-                    "train_data Y: hard labels must be integers in 1..k; found "
+                    f"{name}: hard labels must be integers in 1..k; found "
                     "fractional values (probabilistic labels must be [n, k])."
                 )
-            if Y.numel() and (int(Y.min()) < 1 or int(Y.max()) > self.k):
+            if Y.numel() and (int(Y.min()) < 1 or int(Y.max()) > k):
                 raise ValueError(
-                    f"train_data Y: hard labels must be in 1..{self.k} (0 means "
+                    f"{name}: hard labels must be in 1..{k} (0 means "
                     f"abstain and cannot be a training label); found values in "
                     f"{int(Y.min())}..{int(Y.max())}."
                 )
-            return pred_to_prob(Y.long(), self.k).to(self._float_dtype())
+            return pred_to_prob(Y.long(), k).to(self._float_dtype())
         if Y.dim() != 2:
             raise ValueError(
-                f"train_data Y must be hard labels [n] or probabilistic labels "
+                f"{name} must be hard labels [n] or probabilistic labels "
                 f"[n, k]; found shape {tuple(Y.shape)}."
             )
-        if Y.shape[1] != self.k:
+        if Y.shape[1] != k:
             raise ValueError(
-                f"train_data Y: probabilistic labels must have k={self.k} columns; "
+                f"{name}: probabilistic labels must have k={k} columns; "
                 f"found {Y.shape[1]}."
             )
         Y = Y.to(self._float_dtype())
         if Y.numel():
             if not bool(torch.isfinite(Y).all()) or float(Y.min()) < 0:
                 raise ValueError(
-                    "train_data Y: probabilistic labels must be finite and "
-                    "non-negative."
+                    f"{name}: probabilistic labels must be finite and " "non-negative."
                 )
             sums = Y.sum(dim=1)
             bad = (sums - 1).abs() > ROW_SUM_TOLERANCE
             if bool(bad.any()):
                 row = int(bad.nonzero()[0, 0])
                 raise ValueError(
-                    "train_data Y: each row of probabilistic labels must sum to 1; "
+                    f"{name}: each row of probabilistic labels must sum to 1; "
                     f"row {row} sums to {float(sums[row]):.6g}."
                 )
         return Y

@@ -1,0 +1,338 @@
+"""The base class of multi-task models: per-task prediction and scoring.
+
+Label conventions: ``t`` tasks with cardinalities ``K = [K_0, ..., K_{t-1}]``.
+``predict_proba`` returns a list of ``t`` float arrays ``[n, K_s]`` (column ``c``
+is ``P(Y_s = c + 1)``); ``predict`` a list of ``t`` int64 arrays ``[n]`` in
+``1..K_s``. Gold labels are a list of ``t`` vectors; 0 means "no gold label" and
+is ignored by scoring.
+"""
+
+import importlib
+from typing import List, Optional, Sequence
+
+import numpy as np
+from torch.utils.data import DataLoader
+
+from metal.classifier import Classifier
+from metal.metrics import METRICS, metric_score
+from metal.multitask.task_graph import TaskGraph
+from metal.multitask.utils import MultiXYDataset, MultiYDataset, _check_task_list
+
+__all__ = ["MTClassifier"]
+
+
+class MTClassifier(Classifier):
+    """Abstract multi-task classifier: subclasses implement ``predict_proba``
+    (returning one ``[n, K_s]`` array per task) and ``train_model``.
+
+    Args:
+        K: the cardinalities, one per task.
+        config: the model's complete nested config dict.
+    """
+
+    def __init__(self, K: Optional[Sequence[int]], config: dict):
+        Classifier.__init__(self, None, config)
+        self.multitask = True
+        self.K = K
+
+    # -------------------------------------------------------------- prediction
+    def predict_proba(self, X, **kwargs) -> List[np.ndarray]:
+        """A list of ``t`` arrays ``[n, K_s]`` of per-task class probabilities."""
+        raise NotImplementedError
+
+    def predict(self, X, break_ties="random", return_probs=False, **kwargs):
+        """Hard per-task labels from ``predict_proba``.
+
+        Args:
+            X: the items (whatever ``predict_proba`` accepts).
+            break_ties: ``"random"``, ``"abstain"`` (label 0) or an int label,
+                applied within each task.
+            return_probs: also return the probabilities.
+
+        Returns:
+            a list of ``t`` int64 arrays ``[n]`` in ``1..K_s`` (and the list of
+            probability arrays when ``return_probs``).
+        """
+        Y_s = self.predict_proba(X, **kwargs)
+        if not isinstance(Y_s, list) or not Y_s or not isinstance(Y_s[0], np.ndarray):
+            raise ValueError(
+                "predict_proba of a multi-task model must return a list of NumPy "
+                f"arrays (one per task); it returned {type(Y_s).__name__}."
+            )
+        Y_p = [self._break_ties(Y_ts, break_ties).astype(np.int64) for Y_ts in Y_s]
+        return (Y_p, Y_s) if return_probs else Y_p
+
+    def predict_task(self, X, t: int = 0, break_ties="random", **kwargs) -> np.ndarray:
+        """Hard labels ``[n]`` (int64, in ``1..K_t``) for task ``t``."""
+        Y_tp = self.predict_task_proba(X, t=t, **kwargs)
+        return self._break_ties(Y_tp, break_ties).astype(np.int64)
+
+    def predict_task_proba(self, X, t: int = 0, **kwargs) -> np.ndarray:
+        """Probabilities ``[n, K_t]`` for task ``t``."""
+        probs = self.predict_proba(X, **kwargs)
+        return probs[self._check_task_index(t, len(probs), "t")]
+
+    # ----------------------------------------------------------------- scoring
+    def score(
+        self,
+        data,
+        metric="accuracy",
+        validation_task: Optional[int] = None,
+        reduce: Optional[str] = "mean",
+        break_ties="random",
+        verbose: bool = True,
+        print_confusion_matrix: bool = False,
+        **kwargs,
+    ):
+        """Score per-task predictions on labelled data.
+
+        Args:
+            data: ``(X, Y)`` with ``Y`` a list of ``t`` gold label vectors (0 =
+                no gold label, ignored), a Dataset or a DataLoader yielding
+                ``(X, [Y_0, ..., Y_{t-1}])`` batches.
+            metric: one metric name from ``metal.metrics.METRICS`` (a list with
+                more than one name raises ``NotImplementedError``).
+            validation_task: score only this task (returns a float).
+            reduce: ``"mean"`` (the mean over tasks) or ``None`` (a list of ``t``
+                per-task scores).
+            break_ties: tie policy for ``predict``.
+            verbose: print the per-task scores.
+            print_confusion_matrix: accepted for compatibility; ignored.
+
+        Returns:
+            a float (``reduce="mean"`` or ``validation_task`` given) or a list of
+            ``t`` floats (``reduce=None``).
+        """
+        if isinstance(metric, (list, tuple)):
+            if len(metric) != 1:
+                raise NotImplementedError(
+                    "Multi-task score takes one metric at a time; found "
+                    f"{list(metric)}."
+                )
+            metric = metric[0]
+        if metric not in METRICS:
+            raise ValueError(
+                f"Unknown metric {metric!r}; choose from {sorted(METRICS)}."
+            )
+        if reduce not in (None, "mean"):
+            raise ValueError(f"reduce must be 'mean' or None; found {reduce!r}.")
+        Y_p, Y, Y_s = self._get_predictions(
+            data, break_ties=break_ties, return_probs=True, **kwargs
+        )
+        if validation_task is not None:
+            s = self._check_task_index(validation_task, len(Y_p), "validation_task")
+            value = self._score_one(Y[s], Y_p[s], Y_s[s], metric)
+            if verbose:
+                print(f"[t={s}] {metric.capitalize()}: {value:.3f}")
+            return value
+        scores = [
+            self._score_one(Y[s], Y_p[s], Y_s[s], metric) for s in range(len(Y_p))
+        ]
+        if verbose:
+            for s, value in enumerate(scores):
+                print(f"[t={s}] {metric.capitalize()}: {value:.3f}")
+        if reduce is None:
+            return scores
+        mean = float(np.mean(scores))
+        if verbose:
+            print(f"Mean {metric.capitalize()}: {mean:.3f}")
+        return mean
+
+    def score_task(
+        self, X, Y, t: int = 0, metric: str = "accuracy", verbose: bool = True, **kwargs
+    ) -> float:
+        """Score task ``t`` on inputs ``X`` against ``Y[t]``.
+
+        Args:
+            X: the items (whatever ``predict_proba`` accepts).
+            Y: the list of ``t`` per-task gold label vectors (0 = no gold label).
+            t: the task to score.
+            metric: a metric name from ``metal.metrics.METRICS``.
+            verbose: print the score.
+            **kwargs: ``break_ties`` (for the prediction) and keyword arguments
+                of the metric.
+        """
+        Y = [self._gold_vector(Y_s) for Y_s in _check_task_list(Y, "Y")]
+        t = self._check_task_index(t, len(Y), "t")
+        break_ties = kwargs.pop("break_ties", "random")
+        probs = self.predict_task_proba(X, t=t)
+        preds = self._break_ties(probs, break_ties).astype(np.int64)
+        if len(Y[t]) != len(preds):
+            raise ValueError(
+                f"Y[{t}] (task {t}) has {len(Y[t])} labels but X has {len(preds)} "
+                "items."
+            )
+        value = float(
+            metric_score(Y[t], preds, metric, ignore_in_gold=[0], probs=probs, **kwargs)
+        )
+        if verbose:
+            print(f"[t={t}] {metric.capitalize()}: {value:.3f}")
+        return value
+
+    @staticmethod
+    def _score_one(gold, pred, probs, metric: str) -> float:
+        return float(metric_score(gold, pred, metric, probs=probs, ignore_in_gold=[0]))
+
+    @staticmethod
+    def _check_task_index(t, n_tasks: int, name: str) -> int:
+        if (
+            isinstance(t, bool)
+            or not isinstance(t, (int, np.integer))
+            or not 0 <= t < n_tasks
+        ):
+            raise ValueError(
+                f"{name} must be a task index in 0..{n_tasks - 1}; found {t!r}."
+            )
+        return int(t)
+
+    def _get_predictions(self, data, break_ties="random", return_probs=False, **kwargs):
+        """Predict on ``data``; return ``(Y_p, Y)`` or ``(Y_p, Y, Y_s)``, each a
+        list over tasks."""
+        if isinstance(data, (tuple, list)) and not isinstance(data, DataLoader):
+            if len(data) != 2:
+                raise ValueError(
+                    f"data must be an (X, Y) pair; found a {type(data).__name__} of "
+                    f"length {len(data)}."
+                )
+            X, Y = data
+            Y = [self._gold_vector(Y_s) for Y_s in _check_task_list(Y, "Y")]
+            Y_p, Y_s = self.predict(
+                X, break_ties=break_ties, return_probs=True, **kwargs
+            )
+        else:
+            loader = self._create_data_loader(data, shuffle=False)
+            Y_ps, Ys, Y_ss = [], [], []
+            for batch in loader:
+                Xb, Yb = batch[0], batch[1]
+                Y_pb, Y_sb = self.predict(
+                    Xb, break_ties=break_ties, return_probs=True, **kwargs
+                )
+                Y_ps.append(Y_pb)
+                Ys.append([self._gold_vector(Y_s) for Y_s in _check_task_list(Yb, "Y")])
+                Y_ss.append(Y_sb)
+            Y_p = self._stack_batches(Y_ps)
+            Y = self._stack_batches(Ys)
+            Y_s = self._stack_batches(Y_ss)
+        if len(Y) != len(Y_p):
+            raise ValueError(
+                f"Y must have one gold label vector per task (t={len(Y_p)}); found "
+                f"{len(Y)}."
+            )
+        for s, (Y_t, Y_pt) in enumerate(zip(Y, Y_p)):
+            if len(Y_t) != len(Y_pt):
+                raise ValueError(
+                    f"Y[{s}] (task {s}) has {len(Y_t)} labels but X has "
+                    f"{len(Y_pt)} items."
+                )
+        return (Y_p, Y, Y_s) if return_probs else (Y_p, Y)
+
+    @classmethod
+    def _gold_vector(cls, Y_s) -> np.ndarray:
+        """One task's gold labels as a 1-D array (soft rows become argmax + 1)."""
+        Y_s = np.asarray(Classifier._to_numpy(Y_s))
+        if Y_s.ndim == 2 and Y_s.shape[1] > 1:
+            return Y_s.argmax(axis=1) + 1
+        return Y_s.reshape(-1)
+
+    # -------------------------------------------------------------------- data
+    def _create_dataset(self, *data):
+        """``MultiXYDataset`` when ``X`` is a list of per-task inputs, else
+        ``MultiYDataset``."""
+        X, Y = data
+        if isinstance(X, list):
+            return MultiXYDataset(X, Y)
+        return MultiYDataset(X, Y)
+
+    @staticmethod
+    def _to_torch(Z, dtype=None):
+        """A tensor, or a list of tensors for a list (one per task)."""
+        if isinstance(Z, list):
+            return [Classifier._to_torch(z, dtype=dtype) for z in Z]
+        return Classifier._to_torch(Z, dtype=dtype)
+
+    @staticmethod
+    def _to_numpy(Z):
+        """A NumPy array, or a list of arrays for a list (one per task)."""
+        if isinstance(Z, list):
+            return [Classifier._to_numpy(z) for z in Z]
+        return Classifier._to_numpy(Z)
+
+    @staticmethod
+    def _stack_batches(X):
+        """Per-batch lists over tasks -> a list over tasks of stacked arrays."""
+        if len(X) == 0:
+            return []
+        if isinstance(X[0], (list, tuple)):
+            return [
+                Classifier._stack_batches([batch[s] for batch in X])
+                for s in range(len(X[0]))
+            ]
+        return Classifier._stack_batches(X)
+
+    # ------------------------------------------------------------- persistence
+    @classmethod
+    def _rebuild(cls, init_kwargs: dict, config: dict):
+        kwargs = dict(init_kwargs)
+        spec = kwargs.pop("task_graph_spec", None)
+        if spec is not None:
+            kwargs["task_graph"] = task_graph_from_spec(spec)
+        return super()._rebuild(kwargs, config)
+
+
+def task_graph_spec(task_graph: TaskGraph) -> dict:
+    """Plain data from which ``task_graph_from_spec`` rebuilds ``task_graph``."""
+    cls = type(task_graph)
+    return {
+        "class": f"{cls.__module__}:{cls.__qualname__}",
+        "cardinalities": list(task_graph.K),
+        "edges": [list(edge) for edge in task_graph.edges],
+    }
+
+
+def task_graph_from_spec(spec: dict) -> TaskGraph:
+    """Rebuild a task graph saved by ``task_graph_spec``."""
+    module_name, _, qualname = spec["class"].partition(":")
+
+    def subclasses(cls):
+        yield cls
+        for sub in cls.__subclasses__():
+            yield from subclasses(sub)
+
+    def find():
+        for cls in subclasses(TaskGraph):
+            if cls.__module__ == module_name and cls.__qualname__ == qualname:
+                return cls
+        return None
+
+    cls = find()
+    if cls is None and (module_name == "metal" or module_name.startswith("metal.")):
+        importlib.import_module(module_name)
+        cls = find()
+    if cls is None:
+        raise ValueError(
+            f"Task graph class {spec['class']!r} is not available; import the "
+            "module that defines it, or pass a constructed model to load(model=...)."
+        )
+    return cls(spec["cardinalities"], [tuple(edge) for edge in spec["edges"]])
+
+
+def resolve_task_graph(K, task_graph) -> TaskGraph:
+    """``task_graph``, or ``TaskGraph(K)``; ``ValueError`` if neither is given or
+    ``K`` disagrees with the graph's cardinalities."""
+    if task_graph is None:
+        if K is None or len(K) == 0:
+            raise ValueError(
+                "Give the task structure: K (a list of cardinalities, one per task) "
+                "or task_graph (a TaskGraph)."
+            )
+        return TaskGraph(K)
+    if not isinstance(task_graph, TaskGraph):
+        raise ValueError(
+            f"task_graph must be a TaskGraph; found {type(task_graph).__name__}."
+        )
+    if K is not None and len(K) > 0 and list(K) != list(task_graph.K):
+        raise ValueError(
+            f"K={list(K)} disagrees with the task graph's cardinalities "
+            f"{task_graph.K}; pass one of them."
+        )
+    return task_graph

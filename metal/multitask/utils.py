@@ -1,0 +1,221 @@
+"""Datasets and label checks for multi-task data.
+
+Label conventions: ``t`` tasks with cardinalities ``K = [K_0, ..., K_{t-1}]``;
+task ``s`` has classes ``1..K_s`` and ``0`` means abstain (label matrices) or no
+gold label (gold vectors). Per-task labels ``Y`` are a list of ``t`` sequences of
+length ``n``; inputs ``X`` are one object indexable by item (shared by all tasks)
+or a list of ``t`` such objects (one per task).
+"""
+
+from typing import Optional, Sequence
+
+import numpy as np
+import scipy.sparse as sparse
+from torch.utils.data import Dataset
+
+from metal.utils import arraylike_to_numpy
+
+__all__ = ["MultiYDataset", "MultiXYDataset"]
+
+# Rows compared at once against the feasible set (bounds the [rows, k, t] mask).
+_FEASIBLE_CHUNK_ROWS = 16384
+
+
+def _length(data) -> int:
+    if sparse.issparse(data):
+        return data.shape[0]
+    try:
+        return len(data)
+    except TypeError:
+        raise ValueError(
+            f"expected a sequence indexable by item; found {type(data).__name__}."
+        ) from None
+
+
+def _check_task_list(Y, name: str, t: Optional[int] = None) -> list:
+    """``Y`` as a list (one entry per task); ``ValueError`` if it is not a
+    list/tuple or (when ``t`` is given) has the wrong number of tasks."""
+    if not isinstance(Y, (list, tuple)):
+        raise ValueError(
+            f"{name} must be a list with one entry per task; found "
+            f"{type(Y).__name__}."
+        )
+    if t is not None and len(Y) != t:
+        raise ValueError(
+            f"{name} must have one entry per task (t={t}); found {len(Y)} entries."
+        )
+    if len(Y) == 0:
+        raise ValueError(f"{name} must have at least one task; found an empty list.")
+    return list(Y)
+
+
+def _check_same_lengths(items: Sequence, name: str, n: Optional[int] = None) -> int:
+    """The common length of ``items`` (one per task); ``ValueError`` naming the
+    first task whose length differs."""
+    lengths = [_length(item) for item in items]
+    expected = lengths[0] if n is None else n
+    for s, length in enumerate(lengths):
+        if length != expected:
+            source = "item count" if n is not None else f"{name}[0]"
+            raise ValueError(
+                f"{name}[{s}] (task {s}) has {length} items but the {source} is "
+                f"{expected}; every task must have the same n items."
+            )
+    return expected
+
+
+class MultiYDataset(Dataset):
+    """Items shared by all tasks with one label per task.
+
+    Args:
+        X: inputs indexable by item, length ``n``.
+        Y: a list of ``t`` label sequences, each of length ``n`` (hard labels
+            ``[n]`` in ``0..K_s`` or probabilistic labels ``[n, K_s]``).
+
+    Item ``i`` is ``(X[i], [Y_0[i], ..., Y_{t-1}[i]])``; the default collation
+    turns a batch into ``[X_batch, [Y_0_batch, ..., Y_{t-1}_batch]]``.
+
+    Raises:
+        ValueError: if ``Y`` is not a list or a task's labels are not ``n`` long.
+    """
+
+    def __init__(self, X, Y):
+        self.Y = _check_task_list(Y, "Y")
+        self.n = _check_same_lengths(self.Y, "Y", n=_length(X))
+        self.X = X
+
+    def __getitem__(self, index):
+        return self.X[index], [Y_s[index] for Y_s in self.Y]
+
+    def __len__(self) -> int:
+        return self.n
+
+
+class MultiXYDataset(Dataset):
+    """Per-task inputs with one label per task.
+
+    Args:
+        X: a list of per-task inputs, each indexable by item and of length ``n``
+            (scipy.sparse inputs are densified).
+        Y: a list of ``t`` label sequences, each of length ``n``.
+
+    Item ``i`` is ``([X_0[i], ..., X_{t_x-1}[i]], [Y_0[i], ..., Y_{t-1}[i]])``.
+
+    Raises:
+        ValueError: if ``X`` or ``Y`` is not a list or the lengths differ.
+    """
+
+    def __init__(self, X, Y):
+        X = _check_task_list(X, "X")
+        self.X = [x.toarray() if sparse.issparse(x) else x for x in X]
+        self.Y = _check_task_list(Y, "Y")
+        self.n = _check_same_lengths(self.X, "X")
+        _check_same_lengths(self.Y, "Y", n=self.n)
+
+    def __getitem__(self, index):
+        return [X_s[index] for X_s in self.X], [Y_s[index] for Y_s in self.Y]
+
+    def __len__(self) -> int:
+        return self.n
+
+
+def feasible_array(task_graph) -> np.ndarray:
+    """The feasible label vectors of ``task_graph`` as an int64 array ``[k, t]``."""
+    return np.array(list(task_graph.feasible_set()), dtype=np.int64).reshape(
+        -1, task_graph.t
+    )
+
+
+def constrains_labels(task_graph) -> bool:
+    """Whether ``task_graph`` rules out some label vectors (a plain TaskGraph
+    allows every combination, and its feasible set may be huge)."""
+    from metal.multitask.task_graph import TaskGraph
+
+    return type(task_graph).is_feasible is not TaskGraph.is_feasible
+
+
+def stack_task_labels(Y, name: str, K: Sequence[int], allow_abstain: bool):
+    """Check per-task hard labels and stack them into an int64 array ``[n, t]``.
+
+    Args:
+        Y: a list of ``t`` label vectors of equal length ``n``.
+        name: the argument's name for error messages.
+        K: the cardinalities; task ``s``'s labels must be in ``1..K_s`` (or
+            ``0..K_s`` with ``allow_abstain``).
+
+    Raises:
+        ValueError: naming the task whose labels are out of range or whose
+            length differs.
+    """
+    Y = _check_task_list(Y, name, t=len(K))
+    columns = []
+    for s, (Y_s, K_s) in enumerate(zip(Y, K)):
+        label = f"{name}[{s}] (task {s})"
+        try:
+            arr = arraylike_to_numpy(Y_s)
+        except ValueError as exc:
+            raise ValueError(f"{label}: {exc}") from None
+        if arr.ndim != 1:
+            raise ValueError(
+                f"{label} must be a 1-D vector of hard labels; found shape "
+                f"{arr.shape}."
+            )
+        lo = 0 if allow_abstain else 1
+        bad = (arr < lo) | (arr > K_s)
+        if bad.any():
+            raise ValueError(
+                f"{label} must have values in {lo}..{K_s}; found the value "
+                f"{arr[bad][0]} at item {int(np.flatnonzero(bad)[0])}."
+            )
+        columns.append(arr.astype(np.int64))
+    _check_same_lengths(columns, name)
+    return np.stack(columns, axis=1)
+
+
+def check_feasible(labels: np.ndarray, task_graph, name: str = "Y") -> None:
+    """Raise ``ValueError`` if a row of ``labels [n, t]`` is not a feasible label
+    vector of ``task_graph``. Zeros (no gold label) match any value.
+
+    The message names the item, its label vector and the task(s) whose labels
+    would have to change to reach the closest feasible vector.
+    """
+    if not constrains_labels(task_graph) or labels.size == 0:
+        return
+    F = feasible_array(task_graph)
+    for start in range(0, labels.shape[0], _FEASIBLE_CHUNK_ROWS):
+        chunk = labels[start : start + _FEASIBLE_CHUNK_ROWS]
+        agree = (chunk[:, None, :] == F[None, :, :]) | (chunk[:, None, :] == 0)
+        ok = agree.all(axis=2).any(axis=1)
+        if ok.all():
+            continue
+        row = int(np.flatnonzero(~ok)[0])
+        vector = chunk[row]
+        mismatches = (~agree[row]).sum(axis=1)
+        closest = F[int(mismatches.argmin())]
+        tasks = [
+            s for s in range(F.shape[1]) if vector[s] != 0 and vector[s] != closest[s]
+        ]
+        changes = ", ".join(
+            f"task {s} has label {vector[s]} where the closest feasible vector has "
+            f"{closest[s]}"
+            for s in tasks
+        )
+        raise ValueError(
+            f"{name}: the label vector {vector.tolist()} of item {start + row} is not "
+            f"feasible under {task_graph!r} ({changes}); feasible vectors are "
+            f"{F.tolist()}."
+        )
+
+
+def to_feasible_index(labels: np.ndarray, task_graph, name: str = "Y") -> np.ndarray:
+    """Index (0..k-1) of each row of ``labels [n, t]`` (no zeros) in the
+    feasible set of ``task_graph``; ``ValueError`` naming the task for an
+    infeasible row."""
+    check_feasible(labels, task_graph, name=name)
+    F = feasible_array(task_graph)
+    # Mixed-radix codes identify vectors uniquely (values are in 0..K_s).
+    radix = np.cumprod([1] + [K_s + 1 for K_s in task_graph.K[:-1]])
+    feasible_codes = F @ radix
+    order = np.argsort(feasible_codes)
+    positions = np.searchsorted(feasible_codes[order], labels @ radix)
+    return order[positions]
