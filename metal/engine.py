@@ -321,7 +321,9 @@ class LRSchedule:
     def steps_per_batch(self) -> bool:
         """Whether ``on_batch_end`` has anything to do (warmup or per-batch
         stepping); otherwise callers may skip it."""
-        return bool(self.warmup_batches) or self.step_unit == "batches"
+        return bool(self.warmup_batches) or (
+            self.step_unit == "batches" and self.scheduler is not None
+        )
 
     @property
     def in_warmup(self) -> bool:
@@ -562,6 +564,7 @@ class Engine:
         self._best_at_batch = None
         self._move_batches = False
         self._per_batch_schedule = True
+        self._clip_params = []
 
     @property
     def lr_scheduler(self):
@@ -601,6 +604,9 @@ class Engine:
         )
         self._move_batches = self.device.type != "cpu"
         self._per_batch_schedule = self.lr_schedule.steps_per_batch
+        # Listed once: walking the module tree for every batch costs more than
+        # the clipping itself for small models.
+        self._clip_params = list(self.model.parameters())
         start_epoch, skip = 0, 0
         if restore_state:
             start_epoch, skip = self._restore(restore_state)
@@ -709,7 +715,7 @@ class Engine:
                 )
             loss.backward()
             if self.config.grad_clip:
-                nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
+                nn.utils.clip_grad_norm_(self._clip_params, self.config.grad_clip)
             self.optimizer.step()
             self._running.add(value, batch_size, parts)
         elif not is_last:
@@ -883,6 +889,11 @@ def _total_loss(out, batch_size: int):
     if not loss_dict:
         return None, None
     count_dict = count_dict or {}
+    if len(loss_dict) == 1:
+        # One part (e.g. a multi-task batch from a single dataset): the sum is
+        # the part itself.
+        ((name, total),) = loss_dict.items()
+        return total, {name: (total.item(), int(count_dict.get(name, batch_size)))}
     total = torch.stack([loss for loss in loss_dict.values()]).sum()
     parts = {
         name: (loss.item(), int(count_dict.get(name, batch_size)))

@@ -403,6 +403,46 @@ class LoopTestCase(unittest.TestCase):
         self.assertEqual(first_dim_size((["a", "b"], torch.zeros(2))), 2)
 
 
+class HotPathTestCase(unittest.TestCase):
+    """Per-batch shortcuts added for the multi-task trainers."""
+
+    def test_single_part_loss_dict_is_the_total(self):
+        from metal.engine import _total_loss
+
+        loss = torch.tensor(2.5, requires_grad=True)
+        total, parts = _total_loss(({"a/loss": loss}, {"a/loss": 3}), 8)
+        self.assertIs(total, loss)
+        self.assertEqual(parts, {"a/loss": (2.5, 3)})
+        total, parts = _total_loss(({"a": loss, "b": loss * 2}, {}), 8)
+        self.assertAlmostEqual(total.item(), 7.5)
+        self.assertEqual(parts, {"a": (2.5, 8), "b": (5.0, 8)})
+
+    def test_per_batch_schedule_only_when_needed(self):
+        model = nn.Linear(2, 2)
+        optimizer = build_optimizer("sgd", model.parameters(), {"lr": 0.1})
+        self.assertFalse(
+            LRSchedule(optimizer, None, step_unit="batches").steps_per_batch
+        )
+        self.assertTrue(
+            LRSchedule(
+                optimizer, "exponential", {"gamma": 0.5}, "batches"
+            ).steps_per_batch
+        )
+        self.assertTrue(LRSchedule(optimizer, None, warmup_batches=2).steps_per_batch)
+
+    def test_clipping_uses_every_parameter_of_the_model(self):
+        torch.manual_seed(0)
+        model = nn.Sequential(nn.Linear(2, 2), nn.Linear(2, 1))
+        engine = make_engine(
+            model, optimizer="sgd", optimizer_kwargs={"lr": 1.0}, grad_clip=1e-3
+        )
+        before = [p.detach().clone() for p in model.parameters()]
+        engine.fit([(torch.ones(4, 2) * 100,)], lambda b: model(b[0]).sum())
+        self.assertEqual(len(engine._clip_params), 4)
+        moved = sum((p - q).pow(2).sum() for p, q in zip(model.parameters(), before))
+        self.assertLessEqual(moved.sqrt().item(), 1e-3 + 1e-6)
+
+
 class TensorBatchesTestCase(unittest.TestCase):
     def test_covers_every_row_once_in_shuffled_order(self):
         X = torch.arange(10).float().reshape(10, 1)

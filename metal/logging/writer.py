@@ -26,6 +26,9 @@ class LogWriter:
         run_name: prefix of this run's folder name (``<run_name>_HH_MM_SS``).
         writer_metrics: names to record (a whitelist); falsy records all.
         verbose: print the path of each file written.
+        timestamp: name the run's folder ``<run_name>_HH_MM_SS`` (default).
+            With False the folder is exactly ``log_dir/run_dir/run_name``
+            (``run_dir=""`` or ``run_name=None`` drop that level).
         include_config: whether the trainer should add its config to the log.
     """
 
@@ -36,15 +39,20 @@ class LogWriter:
         run_name=None,
         writer_metrics=[],
         verbose=True,
+        timestamp=True,
         **kwargs,
     ):
         now = datetime.now()
         start_date = now.strftime("%Y_%m_%d")
         start_time = now.strftime("%H_%M_%S")
         self.log_dir = os.fspath(log_dir) if log_dir is not None else os.getcwd()
-        self.run_dir = run_dir or start_date
         self.run_name = run_name
-        folder = f"{run_name}_{start_time}" if run_name else start_time
+        if timestamp:
+            self.run_dir = run_dir or start_date
+            folder = f"{run_name}_{start_time}" if run_name else start_time
+        else:
+            self.run_dir = start_date if run_dir is None else run_dir
+            folder = run_name or ""
         self.log_subdir = os.path.join(self.log_dir, self.run_dir, folder)
         os.makedirs(self.log_subdir, exist_ok=True)
         self.writer_metrics = list(writer_metrics or [])

@@ -109,6 +109,27 @@ class LogWriterTestCase(unittest.TestCase):
         self.assertEqual(len(log["run_log"]["train/loss"]), 2)
         self.assertEqual(log["config"]["train_config"]["n_epochs"], 2)
 
+    def test_exact_folder_without_timestamp(self):
+        writer = LogWriter(
+            log_dir=self.tmp.name,
+            run_dir="",
+            run_name="log.json",
+            timestamp=False,
+            verbose=False,
+        )
+        self.assertEqual(
+            os.path.normpath(writer.log_subdir), os.path.join(self.tmp.name, "log.json")
+        )
+        writer.add_scalar("model/all/train/loss", 0.5, 1)
+        writer.close()
+        with open(os.path.join(self.tmp.name, "log.json", "log.json")) as f:
+            self.assertIn("model/all/train/loss", json.load(f)["run_log"])
+        dated = LogWriter(
+            log_dir=self.tmp.name, run_name="run", timestamp=False, verbose=False
+        )
+        self.assertEqual(os.path.basename(os.path.normpath(dated.log_subdir)), "run")
+        self.assertEqual(dated.run_dir, dated.log_dict["start_date"])
+
 
 if __name__ == "__main__":
     unittest.main()

@@ -1,0 +1,601 @@
+"""``MultitaskClassifier``: runs many tasks' operation paths over one shared
+pool of modules.
+
+Modules are shared between tasks by their key in the tasks' module pools (and,
+for MeTaL v0.5 tasks, by object). Within one forward pass each operation is
+computed once, however many tasks use it (outputs are cached by op name).
+
+Labels follow each task's convention: ``Task`` uses ``0..k-1`` with ``-1`` =
+no label, v0.5 tasks ``1..k`` with ``0`` = no label. Rows without a label are
+left out of losses and scores. A dataset's label set trains/scores the task of
+the same name (or the one given by ``remap_labels``).
+"""
+
+import logging
+import os
+from types import MappingProxyType
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple, Union
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn as nn
+
+from metal.classifier import atomic_torch_save
+from metal.mmtl.config import ClassifierConfig
+from metal.mmtl.task import INPUT_OP, Operation, Task, _core_module
+from metal.mmtl.utils import metrics_dict_to_dataframe, probs_to_preds
+from metal.utils import move_to_device
+
+logger = logging.getLogger(__name__)
+
+OutputDict = Dict[str, Any]
+
+__all__ = ["MultitaskClassifier"]
+
+
+class MultitaskClassifier(nn.Module):
+    """A multi-task model built from ``Task``s.
+
+    Args:
+        tasks: the tasks (``Task`` or v0.5 ``ClassificationTask`` etc.).
+        name: model name (default: the class name).
+        **kwargs: ``ClassifierConfig`` fields: ``device`` (GPU id; -1 or no
+            CUDA: CPU) and ``dataparallel`` (wrap pooled modules in
+            ``nn.DataParallel``, default True; then pooled modules expose
+            ``.module``).
+
+    Attributes:
+        module_pool: ``nn.ModuleDict`` of every module, once per key.
+        tasks: read-only ``{name: Task}`` in insertion order.
+        task_names: set of task names.
+        op_sequences, loss_funcs, output_funcs, scorers: per task name.
+
+    Raises:
+        ValueError: "Unrecognized task type" for a non-Task, "Found duplicate
+            task" for a repeated name.
+    """
+
+    def __init__(
+        self, tasks: List[Task], name: Optional[str] = None, **kwargs: Any
+    ) -> None:
+        super().__init__()
+        self.config = ClassifierConfig(**kwargs)
+        self.name = name or type(self).__name__
+        self._dataparallel = bool(self.config.dataparallel)
+        self._device_id = self.config.device
+        self._device = torch.device("cpu")
+        self.module_pool = nn.ModuleDict()
+        self.task_names: set = set()
+        self.op_sequences: Dict[str, List[Operation]] = {}
+        self.loss_funcs: Dict[str, Any] = {}
+        self.output_funcs: Dict[str, Any] = {}
+        self.scorers: Dict[str, Any] = {}
+        self._tasks: Dict[str, Task] = {}
+        self._build_network(tasks)
+        self._move_to_device()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name})"
+
+    # ------------------------------------------------------------ structure
+    @property
+    def tasks(self) -> Mapping[str, Task]:
+        """Read-only ``{task name: Task}``, in the order tasks were added."""
+        return MappingProxyType(self._tasks)
+
+    def _build_network(self, tasks: List[Task]) -> None:
+        for task in tasks:
+            self.add_task(task)
+        all_ops = [op.name for ops in self.op_sequences.values() for op in ops]
+        used_modules = [
+            op.module_name for ops in self.op_sequences.values() for op in ops
+        ]
+        logger.info(
+            f"Built model {self.name}: {len(self._tasks)} tasks, "
+            f"{len(set(all_ops))} unique ops ({len(all_ops) - len(set(all_ops))} "
+            f"shared), {len(self.module_pool)} modules "
+            f"({len(used_modules) - len(set(used_modules))} shared uses)."
+        )
+
+    def add_task(self, task: Task) -> None:
+        """Add ``task``; pooled modules with the same key are shared (the model
+        keeps its module and the task's pool entry is pointed at it).
+
+        Raises:
+            ValueError: for a non-Task or a task name already in the model.
+        """
+        if not isinstance(task, Task):
+            raise ValueError(f"Unrecognized task type {task!r}; expected a Task.")
+        if task.name in self._tasks:
+            raise ValueError(
+                f"Found duplicate task {task.name!r}; task names must be unique."
+            )
+        if task.shares_modules_by_object:
+            pool, ops = task.stage_graph(self._shared_key_finder(task.name))
+            task.module_pool, task.op_sequence = pool, ops
+        for key, module in list(task.module_pool.items()):
+            if key in self.module_pool:
+                task.module_pool[key] = _unwrap_dataparallel(self.module_pool[key])
+            else:
+                module = _unwrap_dataparallel(module)
+                self.module_pool[key] = (
+                    nn.DataParallel(module) if self._dataparallel else module
+                )
+        self._tasks[task.name] = task
+        self.task_names.add(task.name)
+        self.op_sequences[task.name] = task.op_sequence
+        self.loss_funcs[task.name] = task.loss_func
+        self.output_funcs[task.name] = task.output_func
+        self.scorers[task.name] = task.scorer
+        self._move_to_device()
+
+    def remove_task(self, task_name: str) -> None:
+        """Remove a task, and every pooled module no other task uses.
+
+        Raises:
+            ValueError: if the model has no such task.
+        """
+        if task_name not in self._tasks:
+            raise ValueError(
+                f"Cannot remove task {task_name!r}: the model has tasks "
+                f"{list(self._tasks)}."
+            )
+        del self._tasks[task_name]
+        self.task_names.discard(task_name)
+        for table in (self.op_sequences, self.loss_funcs, self.output_funcs):
+            table.pop(task_name, None)
+        self.scorers.pop(task_name, None)
+        used = {op.module_name for ops in self.op_sequences.values() for op in ops}
+        for key in [key for key in self.module_pool if key not in used]:
+            del self.module_pool[key]
+
+    def _shared_key_finder(self, task_name: str):
+        """``key_for(stage, module)`` for v0.5 tasks: the key under which the
+        same module object is already pooled, else a new key."""
+
+        def key_for(stage: str, module: nn.Module) -> str:
+            core = _core_module(module)
+            for key, pooled in self.module_pool.items():
+                if _core_module(pooled) is core:
+                    return key
+            key = f"{task_name}_{stage}_module"
+            while key in self.module_pool:
+                key += "_"
+            return key
+
+        return key_for
+
+    def _move_to_device(self) -> None:
+        device = self._device_id
+        if (
+            isinstance(device, int)
+            and not isinstance(device, bool)
+            and device >= 0
+            and torch.cuda.is_available()
+        ):
+            self._device = torch.device(f"cuda:{device}")
+            self.to(self._device)
+        else:
+            self._device = torch.device("cpu")
+
+    # -------------------------------------------------------------- forward
+    def forward(self, X_dict: Dict[str, Any], task_names: Iterable[str]) -> OutputDict:
+        """Run the ops of ``task_names`` on ``X_dict``; each op once.
+
+        Returns:
+            ``{op name: output}`` for every op run, plus ``"_input_"``: X_dict.
+
+        Raises:
+            ValueError: "Unsuccessful operation ..." naming the op that failed
+                (e.g. an input key missing from ``X_dict``), or for an unknown
+                task name.
+        """
+        return self._run_ops(X_dict, task_names)
+
+    def _run_ops(self, X_dict: Dict[str, Any], task_names: Iterable[str]) -> OutputDict:
+        if self._device.type != "cpu":
+            X_dict = move_to_device(X_dict, self._device)
+        outputs: OutputDict = {INPUT_OP: X_dict}
+        pool = self.module_pool
+        for task_name in task_names:
+            try:
+                ops = self.op_sequences[task_name]
+            except KeyError:
+                raise ValueError(
+                    f"Unknown task {task_name!r}; the model has tasks "
+                    f"{list(self._tasks)}."
+                ) from None
+            for op in ops:
+                if op.name in outputs:
+                    continue
+                module = pool[op.module_name]
+                if type(module) is nn.DataParallel and not module.device_ids:
+                    # Without GPUs DataParallel only calls its module; skip
+                    # the wrapper's per-call overhead.
+                    module = module.module
+                try:
+                    if op.inputs:
+                        outputs[op.name] = module(
+                            *[_gather(outputs, spec) for spec in op.inputs]
+                        )
+                    else:
+                        outputs[op.name] = module(outputs)
+                except Exception as exc:
+                    raise ValueError(f"Unsuccessful operation {op}: {exc!r}.") from exc
+        return outputs
+
+    def _task_output(self, outputs: OutputDict, task_name: str) -> Any:
+        return outputs[self.op_sequences[task_name][-1].name]
+
+    # ----------------------------------------------------------------- loss
+    def _get_labels_to_tasks(
+        self, label_names: Iterable[str], remap_labels: Dict[str, Optional[str]] = {}
+    ) -> Dict[str, str]:
+        """``{label name: task name}``: remapped labels go to the given task
+        (``None`` drops them); a label named like a task goes to it; others are
+        left out."""
+        labels_to_tasks = {}
+        for label in label_names:
+            if label in remap_labels:
+                task_name = remap_labels[label]
+                if task_name is None:
+                    continue
+                if task_name not in self._tasks:
+                    raise ValueError(
+                        f"remap_labels maps {label!r} to {task_name!r}, which is not "
+                        f"a task of the model ({list(self._tasks)})."
+                    )
+                labels_to_tasks[label] = task_name
+            elif label in self._tasks:
+                labels_to_tasks[label] = label
+        return labels_to_tasks
+
+    def _label_losses(
+        self,
+        X_dict: Dict[str, Any],
+        Y_dict: Mapping[str, torch.Tensor],
+        labels_to_tasks: Mapping[str, str],
+    ) -> Tuple[Dict[str, torch.Tensor], Dict[str, int]]:
+        """Per label set: the task's loss over the labelled rows and their
+        number (counts are given for every label set, 0 included; losses only
+        where some row is labelled). One forward pass serves all tasks."""
+        task_names = list(dict.fromkeys(labels_to_tasks.values()))
+        self._check_routing(labels_to_tasks)
+        outputs = self._run_ops(X_dict, task_names)
+        loss_dict: Dict[str, torch.Tensor] = {}
+        count_dict: Dict[str, int] = {}
+        on_cpu = self._device.type == "cpu"
+        n_inputs = _batch_rows(X_dict)
+        for label, task_name in labels_to_tasks.items():
+            task = self._tasks[task_name]
+            Y = Y_dict[label]
+            if n_inputs is not None and Y.shape[0] != n_inputs:
+                raise ValueError(
+                    f"Label set {label!r} has {Y.shape[0]} rows but the inputs "
+                    f"have {n_inputs}."
+                )
+            if not on_cpu:
+                Y = Y.to(self._device)
+            n_rows = Y.shape[0]
+            active = _labelled_rows(Y, task.ignore_label)
+            n_active = n_rows if active is None else int(active.sum())
+            count_dict[label] = n_active
+            if n_active == 0:
+                continue
+            output = self._task_output(outputs, task_name)
+            if n_active < n_rows:
+                output = _select_rows(output, active, n_rows)
+                Y = Y[active]
+            loss = self.loss_funcs[task_name](output, Y)
+            if task.loss_multiplier != 1.0:
+                loss = loss * task.loss_multiplier
+            loss_dict[label] = loss
+        return loss_dict, count_dict
+
+    def _check_routing(self, labels_to_tasks: Mapping[str, str]) -> None:
+        for label, task_name in labels_to_tasks.items():
+            if task_name not in self._tasks:
+                raise ValueError(
+                    f"Label set {label!r} is routed to task {task_name!r}, which "
+                    f"is not in the model (tasks: {list(self._tasks)})."
+                )
+
+    def calculate_loss(
+        self, X_dict: Dict[str, Any], Y_dict: Mapping[str, torch.Tensor]
+    ) -> Tuple[Dict[str, torch.Tensor], Dict[str, float]]:
+        """Mean loss and labelled-row count per label set of ``Y_dict`` whose
+        name is a task (other label sets are ignored). Label sets without
+        labelled rows (all ``-1`` for a ``Task``) get no entries."""
+        labels_to_tasks = self._get_labels_to_tasks(Y_dict.keys())
+        loss_dict, count_dict = self._label_losses(X_dict, Y_dict, labels_to_tasks)
+        return loss_dict, {label: count_dict[label] for label in loss_dict}
+
+    # ----------------------------------------------------------- prediction
+    @torch.no_grad()
+    def _calculate_probs(
+        self, X_dict: Dict[str, Any], task_names: Iterable[str]
+    ) -> Dict[str, Iterable[torch.Tensor]]:
+        """``{task: output_func(last op output)}`` as numpy (``[B, k]``, or a
+        list of per-example arrays for sequence tasks)."""
+        self.eval()
+        task_names = list(dict.fromkeys(task_names))
+        outputs = self._run_ops(X_dict, task_names)
+        return {
+            task_name: _to_numpy(
+                self.output_funcs[task_name](self._task_output(outputs, task_name))
+            )
+            for task_name in task_names
+        }
+
+    @torch.no_grad()
+    def predict(
+        self,
+        dataloader,
+        return_preds: bool = False,
+        remap_labels: Dict[str, Optional[str]] = {},
+    ) -> Dict[str, Dict[str, torch.Tensor]]:
+        """Probabilities and gold labels for every label set of the loader's
+        dataset that maps to a task, keyed by label name.
+
+        Returns:
+            ``{"golds": {label: [n] or [n, ...]}, "probs": {label: [n, k]}}``
+            plus ``"preds": {label: [n]}`` when ``return_preds``. Predictions
+            are in the task's convention: ``argmax`` with ties broken by a
+            hash of the row index for ``Task``; ``argmax + 1`` (first maximum)
+            for v0.5 tasks. Sequence tasks give lists of per-example arrays.
+        """
+        return self._predict_dataloader(dataloader, return_preds, remap_labels)
+
+    def _predict_dataloader(
+        self, dataloader, return_preds: bool, remap_labels: Dict[str, Optional[str]]
+    ) -> Dict[str, Dict[str, Any]]:
+        self.eval()
+        labels_to_tasks = self._get_labels_to_tasks(
+            dataloader.dataset.Y_dict.keys(), remap_labels
+        )
+        task_names = list(dict.fromkeys(labels_to_tasks.values()))
+        golds: Dict[str, list] = {label: [] for label in labels_to_tasks}
+        probs: Dict[str, list] = {label: [] for label in labels_to_tasks}
+        for X_batch, Y_batch in dataloader:
+            batch_probs = self._calculate_probs(X_batch, task_names)
+            for label, task_name in labels_to_tasks.items():
+                probs[label].append(batch_probs[task_name])
+                golds[label].append(Y_batch[label])
+        results: Dict[str, Dict[str, Any]] = {
+            "golds": {label: _concat_tensors(rows) for label, rows in golds.items()},
+            "probs": {label: _concat_probs(rows) for label, rows in probs.items()},
+        }
+        if return_preds:
+            results["preds"] = {
+                label: self._preds(results["probs"][label], labels_to_tasks[label])
+                for label in labels_to_tasks
+            }
+        return results
+
+    def _preds(self, probs, task_name: str):
+        task = self._tasks[task_name]
+        if (
+            task.first_class == 0
+            and isinstance(probs, torch.Tensor)
+            and probs.dim() == 2
+        ):
+            if probs.shape[0] == 0:
+                return torch.zeros(0, dtype=torch.long)
+            return torch.from_numpy(probs_to_preds(probs.numpy()))
+        if isinstance(probs, torch.Tensor):
+            return probs.argmax(dim=-1) + task.first_class
+        return [np.argmax(p, axis=-1) + task.first_class for p in probs]
+
+    @torch.no_grad()
+    def score(
+        self,
+        dataloaders: List[Any],
+        remap_labels: Dict[str, Optional[str]] = {},
+        as_dataframe: bool = False,
+    ) -> Union[Dict[str, float], pd.DataFrame]:
+        """Score every loader's label sets with their tasks' scorers.
+
+        Returns:
+            ``{"<label>/<dataset name>/<split>/<metric>": value}`` (in loader,
+            label and metric order), or a DataFrame with columns ``label,
+            dataset, split, metric, score`` when ``as_dataframe``.
+        """
+        metrics = self._score_dataloaders(dataloaders, remap_labels)
+        if as_dataframe:
+            return metrics_dict_to_dataframe(metrics)
+        return metrics
+
+    def _score_dataloaders(
+        self, dataloaders: List[Any], remap_labels: Dict[str, Optional[str]] = {}
+    ) -> Dict[str, float]:
+        self.eval()
+        metrics: Dict[str, float] = {}
+        for dataloader in dataloaders:
+            dataset = dataloader.dataset
+            labels_to_tasks = self._get_labels_to_tasks(
+                dataset.Y_dict.keys(), remap_labels
+            )
+            ignored = [
+                label for label in dataset.Y_dict if label not in labels_to_tasks
+            ]
+            if ignored:
+                logger.info(
+                    f"Ignoring label set(s) {ignored} of dataset {dataset.name!r} "
+                    f"({dataset.split}): no task of that name."
+                )
+            if not labels_to_tasks or len(dataset) == 0:
+                continue
+            results = self._predict_dataloader(dataloader, True, remap_labels)
+            for label, task_name in labels_to_tasks.items():
+                task = self._tasks[task_name]
+                probs = results["probs"][label]
+                scores = self.scorers[task_name].score_task(
+                    _hard_golds(results["golds"][label], probs, task.first_class),
+                    results["preds"][label],
+                    probs,
+                    first_class=task.first_class,
+                )
+                for metric, value in scores.items():
+                    key = "/".join([label, dataset.name, dataset.split, metric])
+                    metrics[key] = value
+        return metrics
+
+    # ---------------------------------------------------------- persistence
+    def save(self, model_path: str) -> None:
+        """Write the state dict to ``model_path`` (atomically; folders are
+        created). Load it with ``load``."""
+        atomic_torch_save(self.state_dict(), model_path)
+        logger.info(f"Saved model {self.name} to {model_path}.")
+
+    def load(self, model_path: str) -> None:
+        """Load weights saved by ``save`` (or a training checkpoint) with
+        ``torch.load(..., weights_only=True)``, then move to the device."""
+        try:
+            state = torch.load(model_path, map_location="cpu", weights_only=True)
+        except Exception:
+            logger.error(f"Could not load a model from {model_path}.")
+            raise
+        state = _state_dict_of(state, model_path)
+        self.load_state_dict(_match_dataparallel_keys(state, self.state_dict()))
+        self._move_to_device()
+
+
+# ------------------------------------------------------------------ helpers
+def _unwrap_dataparallel(module: nn.Module) -> nn.Module:
+    while isinstance(module, nn.DataParallel):
+        module = module.module
+    return module
+
+
+def _gather(outputs: OutputDict, spec) -> Any:
+    if isinstance(spec, str):
+        return outputs[spec]
+    source, key = spec
+    value = outputs[source]
+    try:
+        return value[key]
+    except (KeyError, IndexError, TypeError):
+        available = list(value) if isinstance(value, dict) else type(value).__name__
+        raise KeyError(
+            f"{key!r} is not in the output of {source!r} (found {available})"
+        ) from None
+
+
+def _batch_rows(X_dict: Dict[str, Any]) -> Optional[int]:
+    """Rows of the first tensor field of a batch (None if it has none)."""
+    for value in X_dict.values():
+        if isinstance(value, torch.Tensor) and value.dim():
+            return value.shape[0]
+    return None
+
+
+def _labelled_rows(Y: torch.Tensor, ignore_label: int) -> Optional[torch.Tensor]:
+    """Bool ``[B]``: rows with at least one entry other than ``ignore_label``;
+    None when every entry differs from it (all rows labelled)."""
+    # Labels never lie below the "no label" value, so a minimum above it
+    # answers the common all-labelled case with one cheap reduction.
+    if Y.numel() and Y.min().item() > ignore_label:
+        return None
+    active = Y != ignore_label
+    if active.dim() > 1:
+        active = active.reshape(active.shape[0], -1).any(dim=1)
+    return active
+
+
+def _select_rows(output: Any, active: torch.Tensor, n: int) -> Any:
+    """Keep the ``active`` rows of a batch output: tensors (by first dim),
+    per-example lists, and the entries of dicts/tuples."""
+    if isinstance(output, torch.Tensor):
+        return output[active] if output.dim() and output.shape[0] == n else output
+    if isinstance(output, dict):
+        return {key: _select_rows(value, active, n) for key, value in output.items()}
+    if isinstance(output, tuple):
+        return tuple(_select_rows(value, active, n) for value in output)
+    if isinstance(output, list) and len(output) == n:
+        keep = active.tolist()
+        return [value for value, flag in zip(output, keep) if flag]
+    return output
+
+
+def _to_numpy(values: Any) -> Any:
+    if isinstance(values, torch.Tensor):
+        return values.detach().cpu().numpy()
+    if isinstance(values, (list, tuple)):
+        return [_to_numpy(v) for v in values]
+    return np.asarray(values)
+
+
+def _concat_tensors(rows: List[torch.Tensor]) -> Any:
+    """Batches of labels as one tensor, or a list of per-example tensors when
+    batches differ in width (padded sequences)."""
+    rows = [
+        r.cpu() if isinstance(r, torch.Tensor) else torch.as_tensor(r) for r in rows
+    ]
+    if not rows:
+        return torch.zeros(0)
+    if all(r.shape[1:] == rows[0].shape[1:] for r in rows):
+        return torch.cat(rows)
+    return [example for r in rows for example in r]
+
+
+def _concat_probs(batches: List[Any]) -> Any:
+    """Per-batch numpy probabilities as one float tensor ``[n, k]``, or a list
+    of per-example arrays for sequence tasks."""
+    if not batches:
+        return torch.zeros(0)
+    if all(isinstance(b, np.ndarray) for b in batches) and all(
+        b.shape[1:] == batches[0].shape[1:] for b in batches
+    ):
+        return torch.from_numpy(np.concatenate(batches))
+    return [np.asarray(example) for b in batches for example in b]
+
+
+def _hard_golds(golds: Any, probs: Any, first_class: int) -> Any:
+    """Probabilistic gold rows ``[n, k]`` become hard labels for scoring."""
+    if (
+        isinstance(golds, torch.Tensor)
+        and golds.is_floating_point()
+        and golds.dim() == 2
+        and golds.shape[1] > 1
+        and isinstance(probs, torch.Tensor)
+        and probs.dim() == 2
+        and probs.shape[1] == golds.shape[1]
+    ):
+        return golds.argmax(dim=1) + first_class
+    return golds
+
+
+def _state_dict_of(state: Any, path: str) -> Dict[str, torch.Tensor]:
+    if isinstance(state, dict) and isinstance(state.get("model"), dict):
+        return state["model"]
+    if isinstance(state, dict):
+        return state
+    raise ValueError(f"{os.fspath(path)!r} holds no model state dict.")
+
+
+def _match_dataparallel_keys(
+    state: Dict[str, torch.Tensor], own: Dict[str, torch.Tensor]
+) -> Dict[str, torch.Tensor]:
+    """Weights saved with ``dataparallel`` (keys ``module_pool.<key>.module.<p>``)
+    load into a model without it and vice versa: the ``module`` level is
+    added to or removed from every pooled key when that makes the key sets
+    equal; otherwise ``state`` is returned unchanged."""
+    if set(state) == set(own):
+        return state
+    pooled = [name.split(".") for name in state if name.startswith("module_pool.")]
+    others = {
+        name: value
+        for name, value in state.items()
+        if not name.startswith("module_pool.")
+    }
+    candidates = [
+        {".".join(p[:2] + ["module"] + p[2:]): state[".".join(p)] for p in pooled}
+    ]
+    if pooled and all(p[2:3] == ["module"] for p in pooled):
+        candidates.append({".".join(p[:2] + p[3:]): state[".".join(p)] for p in pooled})
+    for candidate in candidates:
+        candidate.update(others)
+        if set(candidate) == set(own):
+            return candidate
+    return state

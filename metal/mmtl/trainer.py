@@ -1,0 +1,816 @@
+"""Training multi-task models: two front doors onto ``metal.engine.Engine``.
+
+* ``Trainer(**config).fit(model, dataloaders)`` — the Operation API's trainer
+  (``TrainerConfig`` vocabulary; ``DictDataLoader``s; metric names
+  ``task/dataset/split/metric``, ``model/all/train/loss``).
+* ``MultitaskTrainer(**config).train_model(model, payloads, **config)`` —
+  MeTaL v0.5's trainer (``trainer_defaults`` vocabulary; ``Payload``s; metric
+  names ``task/payload/label_set/metric``, ``model/train/all/loss``).
+
+Both translate their settings into an ``EngineConfig``, a
+``metal.logging.Logger`` (and ``Checkpointer``, ``LogWriter`` /
+``TensorBoardWriter``), a batch scheduler (a function ``epoch -> batches``)
+and a step that sums the per-label-set mean losses of one batch; the engine
+does the rest (optimizer, warmup, lr schedule, gradient clipping, logging,
+checkpointing, progress bar, restoring the best model).
+"""
+
+import glob
+import logging
+import os
+import random
+import shutil
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+
+from metal.classifier import atomic_torch_save
+from metal.engine import (
+    Engine,
+    EngineConfig,
+    build_optimizer,
+    v05_optimizer_settings,
+    v05_scheduler_kwargs,
+)
+from metal.logging import Checkpointer
+from metal.logging import Logger as EngineLogger
+from metal.logging import LogWriter, TensorBoardWriter
+from metal.mmtl.classifier import MultitaskClassifier
+from metal.mmtl.config import TrainerConfig, config_to_dict, merge_config
+from metal.mmtl.metal_model import score_payload
+from metal.mmtl.mmtl_logger import Logger
+from metal.mmtl.schedulers import batch_schedulers
+from metal.mmtl.task_scheduler import ProportionalScheduler
+from metal.utils import recursive_merge_dicts, set_seed
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["MultitaskTrainer", "Trainer", "trainer_defaults"]
+
+COUNTER_UNITS = {"points": "examples", "batches": "batches", "epochs": "epochs"}
+LR_SCHEDULER_OPTIONS = ("constant", "linear", "exponential", "step")
+
+
+# ===================================================================== shared
+def _first_label_rows(Y_dict: Dict[str, torch.Tensor]) -> int:
+    for labels in Y_dict.values():
+        return int(labels.shape[0])
+    return 0
+
+
+def _best_metric_present(checkpointer: Optional[Checkpointer]) -> bool:
+    return checkpointer is not None and bool(checkpointer.best_model_found)
+
+
+def _remove_checkpoint_files(checkpointer: Checkpointer, keep_best: bool) -> None:
+    """Delete the periodic snapshots (and the best model unless ``keep_best``)
+    this run wrote; remove the folder if that leaves it empty."""
+    folder = checkpointer.checkpoint_dir
+    if not os.path.isdir(folder):
+        return
+    for path in glob.glob(os.path.join(folder, "model_checkpoint_*.pth")):
+        os.remove(path)
+    if not keep_best and os.path.exists(checkpointer.best_model_path):
+        os.remove(checkpointer.best_model_path)
+    if not os.listdir(folder):
+        os.rmdir(folder)
+
+
+# ============================================================ Operation API
+class Trainer:
+    """Trains a ``MultitaskClassifier`` on ``DictDataLoader``s.
+
+    Args:
+        name: trainer name (default: the class name).
+        **kwargs: ``TrainerConfig`` fields, nested settings as dicts (e.g.
+            ``lr_scheduler_config={"warmup_steps": 2}``). ``seed`` seeds all
+            RNGs at the start of ``fit``.
+
+    Attributes after ``fit``: ``optimizer``, ``lr_scheduler`` (torch's or
+    None), ``warmup_steps`` (in batches), ``metrics`` (latest value of every
+    logged metric), ``log_writer`` and ``checkpointer`` (or None).
+    """
+
+    def __init__(self, name: Optional[str] = None, **kwargs: Any) -> None:
+        self.config: TrainerConfig = merge_config(TrainerConfig(), kwargs)
+        self.name = name if name is not None else type(self).__name__
+
+    # ------------------------------------------------------------------ fit
+    def fit(self, model: MultitaskClassifier, dataloaders: List[Any]) -> None:
+        """Train ``model`` on the loaders whose split is ``train_split``,
+        scoring those of ``valid_split`` at every evaluation.
+
+        Labels: each train loader's label sets must be named after tasks of
+        the model (``0..k-1``, ``-1`` = no label, or ``[n, k]`` probabilities
+        for tasks with ``cross_entropy_with_probs``).
+
+        Raises:
+            ValueError: for loaders of other splits ("Dataloader splits must
+                be one of ..."), no train loader ("Cannot find any dataloaders
+                ..."), a train label set with no task of that name, or an
+                unknown writer / optimizer / lr scheduler / batch scheduler.
+        """
+        cfg = self.config
+        self._check_dataloaders(dataloaders)
+        train_loaders = [
+            dl for dl in dataloaders if dl.dataset.split == cfg.train_split
+        ]
+        valid_loaders = [
+            dl for dl in dataloaders if dl.dataset.split == cfg.valid_split
+        ]
+        routes = self._train_routes(model, train_loaders)
+        n_batches_per_epoch = sum(len(dl) for dl in train_loaders)
+        if cfg.seed is not None:
+            set_seed(cfg.seed)
+        self.log_writer = self._set_log_writer()
+        self.checkpointer = self._set_checkpointer()
+        log_manager = self._set_log_manager(n_batches_per_epoch)
+        engine_config = self._engine_config(model, n_batches_per_epoch)
+        batch_scheduler = self._set_batch_scheduler()
+        if self.log_writer is not None:
+            self.log_writer.write_config(config_to_dict(cfg))
+
+        def step(item):
+            (X_dict, Y_dict), loader = item
+            labels_to_tasks, names = routes[id(loader)]
+            loss_dict, count_dict = model._label_losses(X_dict, Y_dict, labels_to_tasks)
+            return (
+                {names[label]: loss for label, loss in loss_dict.items()},
+                {names[label]: count_dict[label] for label in loss_dict},
+            )
+
+        def evaluate(trained_model):
+            return trained_model._score_dataloaders(valid_loaders)
+
+        engine = Engine(
+            model,
+            engine_config,
+            log_manager,
+            checkpointer=self.checkpointer,
+            evaluate=evaluate if valid_loaders else None,
+            batch_size_fn=lambda item: _first_label_rows(item[0][1]),
+        )
+        model.train()
+        result = engine.fit(
+            lambda epoch: batch_scheduler.get_batches(train_loaders),
+            step,
+            batches_per_epoch=n_batches_per_epoch,
+        )
+        self.optimizer = engine.optimizer
+        self.lr_scheduler = engine.lr_scheduler
+        self.metrics = dict(result.metrics_hist)
+        self._cleanup()
+
+    def _check_dataloaders(self, dataloaders: List[Any]) -> None:
+        cfg = self.config
+        all_splits = [cfg.train_split, cfg.valid_split, cfg.test_split]
+        if not all(dl.dataset.split in all_splits for dl in dataloaders):
+            raise ValueError(f"Dataloader splits must be one of {all_splits}")
+        if not any(dl.dataset.split == cfg.train_split for dl in dataloaders):
+            raise ValueError(
+                "Cannot find any dataloaders with split matching train split: "
+                f"{cfg.train_split}."
+            )
+
+    @staticmethod
+    def _train_routes(model, train_loaders) -> Dict[int, Tuple[dict, dict]]:
+        """Per train loader: ``labels_to_tasks`` and loss names
+        ``<task>/<dataset>/<split>/loss`` (a label set without a task of its
+        name is an error: its labels would silently train nothing)."""
+        routes = {}
+        for loader in train_loaders:
+            dataset = loader.dataset
+            unknown = [label for label in dataset.Y_dict if label not in model.tasks]
+            if unknown:
+                raise ValueError(
+                    f"Train dataset {dataset.name!r} has label set(s) {unknown} that "
+                    f"match no task of the model (tasks: {list(model.tasks)}); name "
+                    "each label set after the task it trains."
+                )
+            labels_to_tasks = {label: label for label in dataset.Y_dict}
+            names = {
+                label: f"{label}/{dataset.name}/{dataset.split}/loss"
+                for label in labels_to_tasks
+            }
+            routes[id(loader)] = (labels_to_tasks, names)
+        return routes
+
+    # ---------------------------------------------------------------- setup
+    def _set_log_writer(self):
+        cfg = self.config
+        if not cfg.logging:
+            return None
+        wc = cfg.log_writer_config
+        kwargs: Dict[str, Any] = {"log_dir": wc.log_dir, "verbose": False}
+        if wc.run_name is not None:
+            kwargs.update(run_dir="", run_name=wc.run_name, timestamp=False)
+        if cfg.log_writer == "json":
+            return LogWriter(**kwargs)
+        if cfg.log_writer == "tensorboard":
+            return TensorBoardWriter(**kwargs)
+        raise ValueError(f"Unrecognized writer option: {cfg.log_writer!r}")
+
+    def _set_checkpointer(self) -> Optional[Checkpointer]:
+        cfg = self.config
+        if not cfg.checkpointing:
+            return None
+        cc = cfg.checkpointer_config
+        metric, mode = _parse_checkpoint_metric(cc.checkpoint_metric)
+        for spec in cc.checkpoint_task_metrics or []:
+            _split_metric_mode(spec)
+        if cc.checkpoint_runway < 0:
+            raise ValueError(
+                f"checkpoint_runway must be >= 0; found {cc.checkpoint_runway}."
+            )
+        freq = cfg.log_manager_config.evaluation_freq * cc.checkpoint_factor
+        if not freq > 0:
+            raise ValueError(
+                f"Invalid checkpoint freq {freq}: evaluation_freq * "
+                "checkpoint_factor must be > 0."
+            )
+        if cc.checkpoint_dir is None:
+            raise TypeError(
+                "checkpointer_config.checkpoint_dir must be a path, not None."
+            )
+        os.makedirs(cc.checkpoint_dir, exist_ok=True)
+        return Checkpointer(
+            {
+                "checkpoint_best": True,
+                "checkpoint_every": freq,
+                "checkpoint_metric": metric,
+                "checkpoint_metric_mode": mode,
+                "checkpoint_dir": cc.checkpoint_dir,
+                "checkpoint_runway": cc.checkpoint_runway,
+            },
+            verbose=False,
+        )
+
+    def _set_log_manager(self, n_batches_per_epoch: int) -> EngineLogger:
+        lc = self.config.log_manager_config
+        if lc.counter_unit not in COUNTER_UNITS:
+            raise ValueError(f"Unrecognized counter_unit: {lc.counter_unit!r}")
+        return EngineLogger(
+            {
+                "log_unit": COUNTER_UNITS[lc.counter_unit],
+                "log_every": lc.evaluation_freq,
+                "score_every": lc.evaluation_freq,
+            },
+            self.log_writer,
+            verbose=False,
+            batches_per_epoch=n_batches_per_epoch,
+        )
+
+    def _optimizer_settings(self) -> Tuple[str, Dict[str, Any]]:
+        cfg = self.config
+        oc = cfg.optimizer_config
+        if cfg.optimizer == "sgd":
+            return "sgd", {"lr": cfg.lr, **oc.sgd_config._asdict()}
+        if cfg.optimizer == "adam":
+            return "adam", {"lr": cfg.lr, **oc.adam_config._asdict()}
+        if cfg.optimizer == "adamax":
+            return "adamax", {"lr": cfg.lr, **oc.adamax_config._asdict()}
+        raise ValueError(f"Unrecognized optimizer option '{cfg.optimizer}'")
+
+    def _warmup_steps(self, n_batches_per_epoch: int) -> int:
+        sc = self.config.lr_scheduler_config
+        if sc.warmup_steps:
+            if sc.warmup_steps < 0:
+                raise ValueError(f"warmup_steps must be >= 0; found {sc.warmup_steps}.")
+            if sc.warmup_unit == "epochs":
+                return int(sc.warmup_steps * n_batches_per_epoch)
+            if sc.warmup_unit == "batches":
+                return int(sc.warmup_steps)
+            raise ValueError(
+                f"warmup_unit must be 'batches' or 'epochs'; found {sc.warmup_unit!r}."
+            )
+        if sc.warmup_percentage:
+            total = self.config.n_epochs * n_batches_per_epoch
+            return int(sc.warmup_percentage * total)
+        return 0
+
+    def _engine_config(self, model, n_batches_per_epoch: int) -> EngineConfig:
+        cfg = self.config
+        name, optimizer_kwargs = self._optimizer_settings()
+        if cfg.lr_scheduler not in LR_SCHEDULER_OPTIONS:
+            raise ValueError(f"Unrecognized lr scheduler option '{cfg.lr_scheduler}'")
+        sc = cfg.lr_scheduler_config
+        scheduler_kwargs = {
+            "exponential": sc.exponential_config._asdict(),
+            "step": sc.step_config._asdict(),
+        }.get(cfg.lr_scheduler, {})
+        self.warmup_steps = self._warmup_steps(n_batches_per_epoch)
+        return EngineConfig(
+            n_epochs=cfg.n_epochs,
+            optimizer=name,
+            optimizer_kwargs=optimizer_kwargs,
+            l2=cfg.l2,
+            grad_clip=cfg.grad_clip,
+            lr_scheduler=None if cfg.lr_scheduler == "constant" else cfg.lr_scheduler,
+            lr_scheduler_kwargs=scheduler_kwargs,
+            lr_step_unit="batches",
+            warmup_steps=self.warmup_steps,
+            warmup_unit="batches",
+            min_lr=sc.min_lr,
+            loss_metric="model/all/train/loss",
+            lr_metric="model/all/train/lr",
+            device=model._device,
+            progress_bar=cfg.progress_bar,
+            verbose=cfg.progress_bar,
+        )
+
+    def _set_batch_scheduler(self):
+        name = self.config.batch_scheduler
+        if name not in batch_schedulers:
+            raise ValueError(f"Unrecognized batch scheduler option '{name}'")
+        return batch_schedulers[name]()
+
+    def _cleanup(self) -> None:
+        if self.log_writer is not None:
+            self.log_writer.close()
+        if (
+            self.checkpointer is not None
+            and self.config.checkpointer_config.checkpoint_clear
+        ):
+            _remove_checkpoint_files(self.checkpointer, keep_best=True)
+
+    # ---------------------------------------------------------- persistence
+    def save(self, trainer_path: str) -> None:
+        """Write the config and the optimizer state to ``trainer_path``."""
+        atomic_torch_save(
+            {
+                "trainer_config": config_to_dict(self.config),
+                "optimizer_state_dict": self.optimizer.state_dict(),
+            },
+            trainer_path,
+        )
+        logger.info(f"Saved trainer config and optimizer state to {trainer_path}.")
+
+    def load(self, trainer_path: str, model: Optional[MultitaskClassifier]) -> None:
+        """Restore the config (and, given ``model``, a fresh optimizer over its
+        parameters holding the saved state) from ``trainer_path``; read with
+        ``weights_only=True``."""
+        try:
+            saved = torch.load(trainer_path, map_location="cpu", weights_only=True)
+        except Exception:
+            logger.error(f"Could not load a trainer from {trainer_path}.")
+            raise
+        self.config = merge_config(TrainerConfig(), dict(saved["trainer_config"]))
+        if model is None:
+            return
+        try:
+            name, kwargs = self._optimizer_settings()
+            self.optimizer = build_optimizer(
+                name, model.parameters(), kwargs, self.config.l2
+            )
+            self.optimizer.load_state_dict(saved["optimizer_state_dict"])
+        except Exception as exc:
+            logger.error(f"Could not restore the optimizer state: {exc!r}")
+
+
+def _split_metric_mode(spec: str) -> Tuple[str, str]:
+    if not isinstance(spec, str) or spec.count(":") != 1:
+        raise ValueError(
+            f"Checkpoint metrics must be given as 'metric_name:mode'; found {spec!r}."
+        )
+    name, mode = spec.split(":")
+    if mode not in ("min", "max"):
+        raise ValueError(
+            f"Unrecognized checkpoint metric mode {mode!r} in {spec!r}; use 'min' "
+            "or 'max'."
+        )
+    return name, mode
+
+
+def _parse_checkpoint_metric(spec: str) -> Tuple[str, str]:
+    if len(str(spec).split("/")) != 4:
+        raise ValueError(
+            "checkpoint_metric must be formatted 'task/dataset/split/metric:mode'."
+        )
+    return _split_metric_mode(spec)
+
+
+# ================================================================ MeTaL v0.5
+trainer_defaults = {
+    "verbose": True,
+    "seed": None,
+    "commit_hash": None,
+    "ami": None,
+    "progress_bar": False,
+    "n_epochs": 1,
+    "l2": 0.0,
+    "grad_clip": 1.0,
+    "optimizer_config": {
+        "optimizer": "adam",
+        "optimizer_common": {"lr": 0.01},
+        "sgd_config": {"momentum": 0.9},
+        "adam_config": {"betas": (0.9, 0.999)},
+        "rmsprop_config": {},
+    },
+    "lr_scheduler": None,
+    "lr_scheduler_config": {
+        "warmup_steps": 0.0,
+        "warmup_unit": "batches",
+        "min_lr": 0.0,
+        "exponential_config": {"gamma": 0.999},
+        "plateau_config": {"factor": 0.5, "patience": 10, "threshold": 0.0001},
+    },
+    "metrics_config": {
+        "task_metrics": [],
+        "aggregate_metric_fns": [],
+        "max_valid_examples": 0,
+        "valid_split": "valid",
+        "test_split": None,
+    },
+    "task_scheduler": "proportional",
+    "logger": True,
+    "logger_config": {
+        "log_unit": "epochs",
+        "log_every": 1.0,
+        "score_every": -1.0,
+        "log_lr": True,
+    },
+    "writer": None,
+    "writer_config": {
+        "log_dir": "logs",
+        "run_dir": None,
+        "run_name": None,
+        "writer_metrics": [],
+    },
+    "checkpoint": True,
+    "checkpoint_cleanup": True,
+    "checkpoint_config": {
+        "checkpoint_every": 0,
+        "checkpoint_best": False,
+        "checkpoint_metric": "model/train/all/loss",
+        "checkpoint_metric_mode": "min",
+        "checkpoint_dir": None,
+        "checkpoint_runway": 0,
+    },
+}
+
+V05_LR_SCHEDULERS = (None, "linear", "exponential", "reduce_on_plateau")
+
+
+class MultitaskTrainer(object):
+    """Trains a ``MetalModel`` (or any ``MultitaskClassifier``) on ``Payload``s.
+
+    Args:
+        **kwargs: ``trainer_defaults`` keys; flat keys reach nested ones (e.g.
+            ``lr=0.02`` sets ``optimizer_config.optimizer_common.lr``,
+            ``log_every=2`` sets ``logger_config.log_every``). Unknown keys raise
+            ``ValueError``. ``seed`` seeds all RNGs when given.
+
+    Labels are those of the tasks (``1..k`` with 0 = no label for v0.5 tasks);
+    each payload's ``labels_to_tasks`` routes its label sets to tasks. Train
+    payloads are those with split ``"train"``. The loss of a batch is the sum of
+    its label sets' mean losses (each times its task's ``loss_multiplier``).
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        self.config = recursive_merge_dicts(
+            trainer_defaults, kwargs, misses="exception", verbose=False
+        )
+        self._seed(self.config["seed"])
+
+    def _seed(self, seed) -> None:
+        if seed is None:
+            self.config["seed"] = random.SystemRandom().randrange(1_000_000)
+        else:
+            set_seed(seed)
+
+    # ---------------------------------------------------------------- train
+    def train_model(
+        self, model: MultitaskClassifier, payloads: Sequence[Any], **kwargs: Any
+    ) -> Dict[str, float]:
+        """Train, then score every payload of ``test_split`` (all payloads when
+        it is None).
+
+        Returns:
+            ``{"task/payload/label_set/metric": value}`` of that final scoring,
+            plus the aggregate metrics.
+
+        Raises:
+            ValueError: without train payloads, for a label set routed to a
+                task the model lacks, or for unknown option names.
+        """
+        self.config = recursive_merge_dicts(
+            self.config, kwargs, misses="exception", verbose=False
+        )
+        if kwargs.get("seed") is not None:
+            set_seed(kwargs["seed"])
+        cfg = self.config
+        verbose = bool(cfg["verbose"])
+        self.task_names = list(model.tasks)
+        self.payload_names = [payload.name for payload in payloads]
+        train_payloads = [p for p in payloads if p.split == "train"]
+        if not train_payloads:
+            raise ValueError(
+                "Cannot find any payloads with split 'train'; MultitaskTrainer "
+                "trains on those."
+            )
+        self._check_routing(model, payloads)
+        batches_per_epoch = sum(len(p.data_loader) for p in train_payloads)
+        examples_per_epoch = sum(
+            len(p.data_loader) * (p.data_loader.batch_size or 1) for p in train_payloads
+        )
+        if verbose:
+            print("Beginning train loop.")
+            print(
+                f"Expecting a total of _approximately_ {examples_per_epoch} examples "
+                f"and {batches_per_epoch} batches per epoch from "
+                f"{len(train_payloads)} payload(s) in the train split."
+            )
+        self._check_metrics()
+        self.writer = self._set_writer()
+        self.logger = self._set_logger(batches_per_epoch)
+        self.checkpointer, checkpoint_dir_existed = self._set_checkpointer(
+            model, payloads
+        )
+        engine_config = self._engine_config(model)
+        self.task_scheduler = self._set_task_scheduler(model, payloads)
+        if self.writer is not None:
+            self.writer.write_config(cfg)
+        metrics_config = cfg["metrics_config"]
+        self.metrics_hist: Dict[str, Any] = {}
+        loss_names: Dict[Tuple[str, str], str] = {}
+
+        def step(item):
+            (X, Ys), payload_name, labels_to_tasks = item
+            loss_dict, count_dict = model._label_losses(X, Ys, labels_to_tasks)
+            named_losses, named_counts = {}, {}
+            for label, loss in loss_dict.items():
+                key = (payload_name, label)
+                name = loss_names.get(key)
+                if name is None:
+                    name = f"{labels_to_tasks[label]}/{payload_name}/{label}/loss"
+                    loss_names[key] = name
+                named_losses[name] = loss
+                named_counts[name] = count_dict[label]
+            return named_losses, named_counts
+
+        def evaluate(trained_model):
+            return self.calculate_metrics(
+                trained_model, payloads, split=metrics_config["valid_split"]
+            )
+
+        engine = Engine(
+            model,
+            engine_config,
+            self.logger,
+            checkpointer=self.checkpointer,
+            evaluate=evaluate,
+            batch_size_fn=lambda item: _first_label_rows(item[0][1]),
+        )
+        self.metrics_hist = engine.metrics_hist
+        model.train()
+        engine.fit(
+            lambda epoch: self.task_scheduler.get_batches(payloads, "train"),
+            step,
+            batches_per_epoch=batches_per_epoch,
+        )
+        self.optimizer = engine.optimizer
+        self.lr_scheduler = engine.lr_scheduler
+        model.eval()
+        return self._finish(model, payloads, checkpoint_dir_existed)
+
+    def _finish(
+        self, model, payloads, checkpoint_dir_existed: bool
+    ) -> Dict[str, float]:
+        cfg = self.config
+        verbose = bool(cfg["verbose"])
+        ckpt = self.checkpointer
+        if self.writer is not None and _best_metric_present(ckpt):
+            if os.path.exists(ckpt.best_model_path):
+                shutil.copy(ckpt.best_model_path, self.writer.log_subdir)
+        if verbose:
+            print("Finished training")
+        metrics_dict = self.calculate_metrics(
+            model, payloads, split=cfg["metrics_config"]["test_split"]
+        )
+        if verbose:
+            for name, value in metrics_dict.items():
+                print(f"{name:>50}: {_plain(value):.3f}")
+        if ckpt is not None and cfg["checkpoint_cleanup"]:
+            if verbose:
+                print(f"Cleaning up checkpoints in {ckpt.checkpoint_dir}")
+            if checkpoint_dir_existed:
+                _remove_checkpoint_files(ckpt, keep_best=False)
+            else:
+                ckpt.clean_up()
+        if self.writer is not None:
+            self.writer.write_metrics({k: _plain(v) for k, v in metrics_dict.items()})
+            self.writer.close()
+            model_path = os.path.join(self.writer.log_subdir, "model.pth")
+            atomic_torch_save({"model": model.state_dict()}, model_path)
+            if verbose:
+                print(f"Saving model weights to {model_path}")
+        return metrics_dict
+
+    # -------------------------------------------------------------- metrics
+    def aggregate_losses(self) -> Dict[str, float]:
+        """The latest logged losses and learning rate (names ending in
+        ``/loss`` or ``/lr``)."""
+        return {
+            name: value
+            for name, value in getattr(self, "metrics_hist", {}).items()
+            if name.endswith("/loss") or name.endswith("/lr")
+        }
+
+    def calculate_metrics(self, model, payloads, split: Optional[str] = None):
+        """Task metrics of the payloads of ``split`` (all if falsy), then the
+        aggregate metrics computed from the history; both are recorded in
+        ``metrics_hist``."""
+        metrics_dict = self.calculate_task_metrics(model, payloads, split)
+        self.metrics_hist.update(metrics_dict)
+        aggregate = self.calculate_aggregate_metrics()
+        self.metrics_hist.update(aggregate)
+        metrics_dict.update(aggregate)
+        return metrics_dict
+
+    def calculate_task_metrics(self, model, payloads, split: Optional[str] = None):
+        """``{"task/payload/label_set/metric": value}`` over the payloads of
+        ``split`` (all if falsy), restricted to ``task_metrics`` when set."""
+        mc = self.config["metrics_config"]
+        targets = [m for m in mc["task_metrics"] if "/loss" not in m]
+        metrics_dict: Dict[str, float] = {}
+        for payload in payloads:
+            if split and payload.split != split:
+                continue
+            metrics_dict.update(
+                score_payload(
+                    model,
+                    payload,
+                    targets,
+                    verbose=False,
+                    max_examples=mc["max_valid_examples"],
+                )
+            )
+        return metrics_dict
+
+    def calculate_aggregate_metrics(self) -> Dict[str, float]:
+        """Each ``aggregate_metric_fns`` function applied to ``metrics_hist``."""
+        aggregate: Dict[str, float] = {}
+        for func in self.config["metrics_config"]["aggregate_metric_fns"]:
+            aggregate.update(func(self.metrics_hist))
+        return aggregate
+
+    # ---------------------------------------------------------------- setup
+    def _check_routing(self, model, payloads) -> None:
+        for payload in payloads:
+            for label, task_name in payload.labels_to_tasks.items():
+                if task_name not in model.tasks:
+                    raise ValueError(
+                        f"Payload {payload.name!r} routes label set {label!r} to task "
+                        f"{task_name!r}, which is not in the model (tasks: "
+                        f"{list(model.tasks)})."
+                    )
+
+    def _check_metrics(self) -> None:
+        mc = self.config["metrics_config"]
+        for key in ("task_metrics", "aggregate_metric_fns"):
+            if not isinstance(mc[key], list):
+                raise ValueError(
+                    f"metrics_config.{key} must be a list; found {mc[key]!r}."
+                )
+
+    def _set_writer(self):
+        cfg = self.config
+        kind = cfg["writer"]
+        if kind is None:
+            return None
+        writer_config = dict(cfg["writer_config"], verbose=bool(cfg["verbose"]))
+        if kind == "json":
+            return LogWriter(**writer_config)
+        if kind == "tensorboard":
+            return TensorBoardWriter(**writer_config)
+        raise ValueError(
+            f"Unrecognized writer option {kind!r}; choose None, 'json' or "
+            "'tensorboard'."
+        )
+
+    def _set_logger(self, batches_per_epoch: int) -> Logger:
+        lc = self.config["logger_config"]
+        if lc["score_every"] < 0:
+            lc["score_every"] = lc["log_every"]
+        return Logger(
+            lc,
+            batches_per_epoch,
+            writer=self.writer,
+            verbose=bool(self.config["verbose"]),
+        )
+
+    def _set_checkpointer(self, model, payloads) -> Tuple[Optional[Checkpointer], bool]:
+        cfg = self.config
+        if not (cfg["checkpoint"] or cfg["lr_scheduler"] == "reduce_on_plateau"):
+            return None, False
+        cc = dict(cfg["checkpoint_config"])
+        self._validate_checkpoint_metric(model, payloads)
+        if self.writer is not None:
+            default_dir = os.path.join(self.writer.log_subdir, "checkpoints")
+            if cc["checkpoint_dir"] and cc["checkpoint_dir"] != default_dir:
+                print(f"Using checkpoint_dir {cc['checkpoint_dir']} given in config.")
+            cc["checkpoint_dir"] = cc["checkpoint_dir"] or default_dir
+        else:
+            cc["checkpoint_dir"] = cc["checkpoint_dir"] or "checkpoints"
+        cc["checkpoint_every"] = cc["checkpoint_every"] or None
+        existed = os.path.isdir(cc["checkpoint_dir"])
+        return Checkpointer(cc, verbose=bool(cfg["verbose"])), existed
+
+    def _validate_checkpoint_metric(self, model, payloads) -> None:
+        cfg = self.config
+        metric = cfg["checkpoint_config"]["checkpoint_metric"]
+        parts = metric.split("/")
+        if metric.startswith("model"):
+            aggregate_names = [
+                getattr(f, "__name__", "")
+                for f in cfg["metrics_config"]["aggregate_metric_fns"]
+            ]
+            if parts[-1] not in ["loss"] + aggregate_names:
+                raise ValueError(
+                    f"Model-level checkpoint metric {metric!r} must end in 'loss' or "
+                    "the name of an aggregate metric function."
+                )
+        else:
+            if len(parts) != 4:
+                raise ValueError(
+                    "checkpoint_metric must have the form "
+                    f"'task/payload/label_set/metric'; found {metric!r}."
+                )
+            task_name, payload_name, _, metric_name = parts
+            if task_name not in model.tasks:
+                raise ValueError(
+                    f"checkpoint_metric {metric!r} names task {task_name!r}, which is "
+                    f"not in the model ({list(model.tasks)})."
+                )
+            if payload_name not in [p.name for p in payloads]:
+                raise ValueError(
+                    f"checkpoint_metric {metric!r} names payload {payload_name!r}, "
+                    "which is not among the payloads."
+                )
+            if (
+                metric_name != "loss"
+                and metric_name not in model.tasks[task_name].scorer.metrics
+            ):
+                raise ValueError(
+                    f"checkpoint_metric {metric!r}: task {task_name!r}'s scorer does "
+                    f"not compute {metric_name!r}."
+                )
+        task_metrics = cfg["metrics_config"]["task_metrics"]
+        if (
+            task_metrics
+            and metric not in task_metrics
+            and not metric.startswith("model")
+        ):
+            raise ValueError(
+                f"checkpoint_metric {metric!r} must be one of task_metrics when "
+                "task_metrics is set."
+            )
+
+    def _engine_config(self, model) -> EngineConfig:
+        cfg = self.config
+        name, optimizer_kwargs = v05_optimizer_settings(cfg["optimizer_config"])
+        scheduler = cfg["lr_scheduler"]
+        if scheduler not in V05_LR_SCHEDULERS:
+            raise ValueError(
+                f"Unrecognized lr scheduler option {scheduler!r}; choose from "
+                f"{list(V05_LR_SCHEDULERS)}."
+            )
+        sc = cfg["lr_scheduler_config"]
+        cc = cfg["checkpoint_config"]
+        checkpoint_best = bool(cfg["checkpoint"]) and bool(cc["checkpoint_best"])
+        return EngineConfig(
+            n_epochs=cfg["n_epochs"],
+            optimizer=name,
+            optimizer_kwargs=optimizer_kwargs,
+            l2=cfg["l2"],
+            grad_clip=cfg["grad_clip"],
+            lr_scheduler=scheduler,
+            lr_scheduler_kwargs=v05_scheduler_kwargs(scheduler, sc),
+            lr_step_unit="batches",
+            warmup_steps=sc["warmup_steps"] or 0,
+            warmup_unit=sc["warmup_unit"],
+            min_lr=sc["min_lr"] or 0.0,
+            plateau_metric=cc["checkpoint_metric"],
+            plateau_mode=cc["checkpoint_metric_mode"],
+            loss_metric="model/train/all/loss",
+            lr_metric="model/train/all/lr" if cfg["logger_config"]["log_lr"] else None,
+            evaluate_at_end=checkpoint_best,
+            device=model._device,
+            progress_bar=bool(cfg["progress_bar"]),
+            verbose=bool(cfg["verbose"]),
+        )
+
+    def _set_task_scheduler(self, model, payloads):
+        name = self.config["task_scheduler"]
+        if name == "proportional":
+            return ProportionalScheduler(model, payloads, "train")
+        raise NotImplementedError(
+            f"Unrecognized task_scheduler {name!r}; only 'proportional' exists."
+        )
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, (np.generic, torch.Tensor)):
+        return value.item()
+    return value
