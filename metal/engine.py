@@ -33,7 +33,6 @@ import numpy as np
 import scipy.sparse as sparse
 import torch
 import torch.nn as nn
-from tqdm.auto import tqdm
 
 from metal.logging.checkpointer import Checkpointer
 from metal.logging.logger import Logger
@@ -667,7 +666,7 @@ class Engine:
 
     def _run_batches_with_bar(self, iterator, step, skip, batches_per_epoch) -> bool:
         closed = False
-        with tqdm(
+        with _progress_bar()(
             total=batches_per_epoch,
             initial=skip,
             desc=f"Epoch {self._epoch + 1}/{self.config.n_epochs}",
@@ -848,6 +847,16 @@ class Engine:
 
 
 # -------------------------------------------------------------------- helpers
+def _progress_bar():
+    """tqdm's notebook-aware bar, imported only when a bar is shown (and
+    without tqdm's warning when ipywidgets is missing: it then falls back to
+    the text bar)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from tqdm.auto import tqdm
+    return tqdm
+
+
 def first_dim_size(batch) -> int:
     """Examples in a batch: the first dimension of the first tensor found
     (depth-first through tuples, lists and dict values), else its length."""

@@ -15,7 +15,7 @@ import time
 from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 
 import numpy as np
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from metal.metrics import METRICS, metric_score
 

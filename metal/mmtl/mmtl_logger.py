@@ -12,7 +12,7 @@ its screen format, which groups metrics by task::
 from typing import Any, Dict, List, Optional
 
 import numpy as np
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from metal.logging.logger import Logger as _EngineLogger
 from metal.logging.logger import Timer
