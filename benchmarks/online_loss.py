@@ -27,7 +27,7 @@ def make_data(n, m, features, seed=0):
     votes = np.where(rng.random((n, m)) < accuracy, Y[:, None], 3 - Y[:, None])
     L = np.where(rng.random((n, m)) < 0.3, votes, 0).astype(np.int64)
     centers = rng.normal(size=(2, features)).astype(np.float32)
-    X = centers[Y - 1] + rng.normal(scale=2.0, size=(n, features)).astype(np.float32)
+    X = centers[Y - 1] + rng.normal(scale=7.0, size=(n, features)).astype(np.float32)
     return torch.from_numpy(X), L, Y
 
 
@@ -61,8 +61,9 @@ def main():
     args = parser.parse_args()
     n = 20_000 if args.quick else 200_000
     m, features, batch = 20, 100, 256
-    X, L, Y = make_data(n, m, features)
-    X_test, L_test, Y_test = make_data(20_000, m, features, seed=1)
+    X_all, L_all, Y_all = make_data(n + 20_000, m, features)
+    X, L = X_all[:n], L_all[:n]
+    X_test, Y_test = X_all[n:], Y_all[n:]
 
     label_model = LabelModel(k=2, verbose=False, seed=0)
     label_model.train_model(L)

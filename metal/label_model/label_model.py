@@ -546,18 +546,21 @@ class LabelModel(Classifier):
         mu_init[rows, np.arange(self.k)[None, :]] = diag
         self._mu_init64 = mu_init
         self._set_tensor("mu_init", torch.from_numpy(mu_init).float())
-        rng = self._rng()
         warm_start = warm_start or {}
-        if warm_start.get("mu") is not None and warm_start["mu"].shape == mu_init.shape:
-            self._mu_start = np.asarray(warm_start["mu"], dtype=np.float64)
+        warm_mu = warm_start.get("mu")
+        warm_Z = warm_start.get("Z")
+        rng = None
+        if warm_mu is not None and warm_mu.shape == mu_init.shape:
+            self._mu_start = np.asarray(warm_mu, dtype=np.float64)
         else:
+            rng = self._rng()
             self._mu_start = mu_init * rng.random()
         self._set_mu(self._mu_start)
         if self.inv_form:
-            Z = warm_start.get("Z")
-            if Z is not None and Z.shape == (self.d, self.k):
-                Z = torch.as_tensor(Z, dtype=torch.float32)
+            if warm_Z is not None and warm_Z.shape == (self.d, self.k):
+                Z = torch.as_tensor(warm_Z, dtype=torch.float32)
             else:
+                rng = rng if rng is not None else self._rng()
                 gen = torch.Generator().manual_seed(int(rng.randint(2**31)))
                 Z = torch.randn(self.d, self.k, generator=gen)
             self.Z = nn.Parameter(Z)

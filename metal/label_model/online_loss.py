@@ -90,7 +90,7 @@ class WeakSupervisionLoss(nn.Module):
         # Co-occurrence counts of the buffered rows' one-hot columns.
         self._counts = np.zeros((d, d), dtype=np.float64)
         # Row v of the table is the one-hot of vote v (row 0, abstain, is zero).
-        self._vote_table = np.eye(self.k + 1)[:, 1:]
+        self._vote_table = np.eye(self.k + 1, dtype=np.float32)[:, 1:]
 
     # ------------------------------------------------------------- buffer
     @property
@@ -101,8 +101,11 @@ class WeakSupervisionLoss(nn.Module):
         return np.concatenate([self._votes[self._next :], self._votes[: self._next]])
 
     def _one_hot(self, votes: np.ndarray) -> np.ndarray:
-        """Source-major one-hot ``[rows, m*k]`` of vote rows (abstains all-zero)."""
-        return self._vote_table[votes].reshape(len(votes), self.m * self.k)
+        """Source-major one-hot ``[rows, m*k]`` (float32) of vote rows (abstains
+        all-zero). Counts of a batch are exact in float32."""
+        return np.take(self._vote_table, votes, axis=0).reshape(
+            len(votes), self.m * self.k
+        )
 
     def _push(self, votes: np.ndarray) -> None:
         """Append rows to the ring buffer, keeping the overlap counts in step:
@@ -265,4 +268,7 @@ class WeakSupervisionLoss(nn.Module):
         low, high = PROB_CLIP
         mu = np.clip(model.mu.detach().double().cpu().numpy(), low, high)
         with np.errstate(divide="ignore"):
-            self._log_weights = (np.log(mu), np.log(model.p))
+            self._log_weights = (
+                np.log(mu).astype(np.float32),
+                np.log(model.p).astype(np.float32),
+            )
