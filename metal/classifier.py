@@ -198,12 +198,7 @@ class Classifier(nn.Module):
         internally); Datasets and DataLoaders are iterated batch by batch.
         """
         if isinstance(data, (tuple, list)) and not isinstance(data, DataLoader):
-            if len(data) != 2:
-                raise ValueError(
-                    f"data must be an (X, Y) pair; found a {type(data).__name__} of "
-                    f"length {len(data)}."
-                )
-            X, Y = data
+            X, Y = unpack_pair(data, "data")
             Y = self._to_numpy(Y)
             n_x = _n_items(X)
             if n_x is not None and Y is not None and n_x != len(Y):
@@ -609,12 +604,7 @@ class Classifier(nn.Module):
         if data is None:
             return None
         if isinstance(data, (tuple, list)) and not isinstance(data, DataLoader):
-            if len(data) != 2:
-                raise ValueError(
-                    f"valid_data must be an (X, Y) pair; found a "
-                    f"{type(data).__name__} of length {len(data)}."
-                )
-            X, Y = data
+            X, Y = unpack_pair(data, "valid_data")
             X_t = self._as_model_data(X)
             return (X if X_t is None else X_t, Y)
         return data
@@ -837,6 +827,26 @@ def _restore_saved_config(current: dict, saved: dict, top: bool = True) -> dict:
         else:
             merged[key] = value
     return merged
+
+
+def unpack_pair(data, name: str):
+    """``(X, Y)`` from a 2-element tuple/list, else ``ValueError`` naming ``name``."""
+    if not isinstance(data, (tuple, list)):
+        raise ValueError(
+            f"{name} must be an (X, Y) tuple, a Dataset or a DataLoader; found "
+            f"{type(data).__name__}."
+        )
+    if len(data) != 2:
+        raise ValueError(
+            f"{name} must be an (X, Y) pair; found a {type(data).__name__} of "
+            f"length {len(data)}."
+        )
+    return data
+
+
+def given_modules(**modules) -> dict:
+    """The keyword arguments that are not None (constructor modules to record)."""
+    return {name: module for name, module in modules.items() if module is not None}
 
 
 def _check_tie_policy(break_ties) -> None:

@@ -15,7 +15,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
-from metal.classifier import Classifier, _n_items
+from metal.classifier import Classifier, _n_items, given_modules, unpack_pair
 from metal.end_model.em_defaults import em_default_config
 from metal.end_model.identity_module import IdentityModule
 from metal.end_model.loss import (
@@ -74,15 +74,11 @@ class EndModel(Classifier):
             )
         super().__init__(k=layer_out_dims[-1], config=config)
         self._build(input_module, middle_modules, head_module)
-        modules = {
-            name: module
-            for name, module in (
-                ("input_module", input_module),
-                ("middle_modules", middle_modules),
-                ("head_module", head_module),
-            )
-            if module is not None
-        }
+        modules = given_modules(
+            input_module=input_module,
+            middle_modules=middle_modules,
+            head_module=head_module,
+        )
         self._record_init_kwargs(layer_out_dims=layer_out_dims, **kwargs, **modules)
         self.to(self._device())
         self.eval()
@@ -249,7 +245,7 @@ class EndModel(Classifier):
         """Check ``(X, Y)`` and convert ``Y`` to float ``[n, k]`` probabilities."""
         if isinstance(train_data, (Dataset, DataLoader)):
             return train_data
-        X, Y = _unpack_pair(train_data, "train_data")
+        X, Y = unpack_pair(train_data, "train_data")
         n_x = _n_items(X)
         Y = self._check_train_labels(Y)
         if n_x is not None and n_x != Y.shape[0]:
@@ -310,7 +306,7 @@ class EndModel(Classifier):
         """Check ``(X, Y)`` validation data (gold labels in ``0..k``)."""
         if valid_data is None or isinstance(valid_data, (Dataset, DataLoader)):
             return valid_data
-        X, Y = _unpack_pair(valid_data, "valid_data")
+        X, Y = unpack_pair(valid_data, "valid_data")
         Y_t = _labels_to_tensor(Y, "valid_data Y")
         n_x = _n_items(X)
         if n_x is not None and n_x != Y_t.shape[0]:
@@ -436,20 +432,6 @@ _WIDTH_PRESERVING = (
     nn.Tanh,
     nn.Sigmoid,
 )
-
-
-def _unpack_pair(data, name: str):
-    if not isinstance(data, (tuple, list)):
-        raise ValueError(
-            f"{name} must be an (X, Y) tuple, a Dataset or a DataLoader; found "
-            f"{type(data).__name__}."
-        )
-    if len(data) != 2:
-        raise ValueError(
-            f"{name} must be an (X, Y) pair; found a {type(data).__name__} of "
-            f"length {len(data)}."
-        )
-    return data
 
 
 def _labels_to_tensor(Y, name: str) -> torch.Tensor:

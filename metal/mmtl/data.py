@@ -14,7 +14,7 @@ name. Two flavours, differing in label conventions and collation:
   (``[B, 1]`` for one label per example; ragged rows right-padded with 0).
 """
 
-from typing import Any, Dict, List, Mapping, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Tuple
 
 import torch
 from torch.utils.data import DataLoader, Dataset
@@ -132,6 +132,12 @@ def collate_dicts(batch: List[Batch]) -> Batch:
     Tensor fields and all label sets are combined by ``list_to_tensor``
     (scalars → ``[B]``); other fields stay Python lists.
     """
+    return _collate(batch, list_to_tensor)
+
+
+def _collate(batch: List[Batch], combine: Callable[[list], torch.Tensor]) -> Batch:
+    """Gather each field / label set of ``(x_dict, y_dict)`` examples into a
+    list; ``combine`` turns tensor fields and all label sets into one tensor."""
     X_batch: Dict[str, list] = {}
     Y_batch: Dict[str, list] = {}
     for x_dict, y_dict in batch:
@@ -141,9 +147,9 @@ def collate_dicts(batch: List[Batch]) -> Batch:
             Y_batch.setdefault(key, []).append(value)
     for key, values in X_batch.items():
         if isinstance(values[0], torch.Tensor):
-            X_batch[key] = list_to_tensor(values)
+            X_batch[key] = combine(values)
     for key, values in Y_batch.items():
-        Y_batch[key] = list_to_tensor(values)
+        Y_batch[key] = combine(values)
     return X_batch, Y_batch
 
 
@@ -212,19 +218,7 @@ def mmtl_collate_fn(batch_list: List[Batch]) -> Batch:
     tensor fields and label sets become ``[B, ?]`` (0-dim items → ``[B, 1]``;
     equal leading dims stacked and flattened; ragged 1-D rows right-padded
     with 0); non-tensor fields stay lists."""
-    X_batch: Dict[str, list] = {}
-    Y_batch: Dict[str, list] = {}
-    for x_dict, y_dict in batch_list:
-        for key, value in x_dict.items():
-            X_batch.setdefault(key, []).append(value)
-        for key, value in y_dict.items():
-            Y_batch.setdefault(key, []).append(value)
-    for key, values in X_batch.items():
-        if isinstance(values[0], torch.Tensor):
-            X_batch[key] = _rows_tensor(values)
-    for key, values in Y_batch.items():
-        Y_batch[key] = _rows_tensor(values)
-    return X_batch, Y_batch
+    return _collate(batch_list, _rows_tensor)
 
 
 class MmtlDataLoader(DataLoader):

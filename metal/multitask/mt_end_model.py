@@ -23,7 +23,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
-from metal.classifier import _n_items
+from metal.classifier import _n_items, given_modules, unpack_pair
 from metal.end_model.em_defaults import em_default_config
 from metal.end_model.end_model import (
     PREDICT_BATCH_SIZE,
@@ -32,7 +32,6 @@ from metal.end_model.end_model import (
     _labels_to_tensor,
     _output_width,
     _row_chunks,
-    _unpack_pair,
 )
 from metal.end_model.identity_module import IdentityModule
 from metal.end_model.loss import REDUCTIONS, SoftCrossEntropyLoss, soft_cross_entropy
@@ -108,15 +107,11 @@ class MTEndModel(MTClassifier, EndModel):
         self.K = list(task_graph.K)
         self.t = task_graph.t
         self._build(input_modules, middle_modules, head_modules)
-        modules = {
-            name: module
-            for name, module in (
-                ("input_modules", input_modules),
-                ("middle_modules", middle_modules),
-                ("head_modules", head_modules),
-            )
-            if module is not None
-        }
+        modules = given_modules(
+            input_modules=input_modules,
+            middle_modules=middle_modules,
+            head_modules=head_modules,
+        )
         self._record_init_kwargs(
             layer_out_dims=layer_out_dims,
             task_graph_spec=task_graph_spec(task_graph),
@@ -410,7 +405,7 @@ class MTEndModel(MTClassifier, EndModel):
         float ``[n, K_s]`` probabilities."""
         if isinstance(train_data, (Dataset, DataLoader)):
             return train_data
-        X, Y = _unpack_pair(train_data, "train_data")
+        X, Y = unpack_pair(train_data, "train_data")
         Y = self._check_task_labels(Y, "train_data Y")
         Y = [
             self._check_train_labels(Y_s, k=K_s, name=f"train_data Y[{s}] (task {s})")
@@ -424,7 +419,7 @@ class MTEndModel(MTClassifier, EndModel):
         ``0..K_s``, or probabilities ``[n, K_s]``)."""
         if valid_data is None or isinstance(valid_data, (Dataset, DataLoader)):
             return valid_data
-        X, Y = _unpack_pair(valid_data, "valid_data")
+        X, Y = unpack_pair(valid_data, "valid_data")
         Y = self._check_task_labels(Y, "valid_data Y")
         lengths = []
         for s, (Y_s, K_s) in enumerate(zip(Y, self.K)):

@@ -13,13 +13,20 @@ gold labels and predictions are in 1..k; probabilities are ``[n]`` (of class
 
 from typing import Optional
 
-import matplotlib.pyplot as plt
 import numpy as np
 import scipy.sparse as sparse
 import torch
-from matplotlib.figure import Figure
 
 from metal._checks import check_label_matrix, check_label_vector
+
+try:
+    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
+except ImportError as error:  # matplotlib is an optional extra
+    raise ImportError(
+        "metal.contrib.visualization needs matplotlib: "
+        "pip install 'snorkel-metal[contrib]' (or pip install matplotlib)."
+    ) from error
 
 
 # ------------------------------------------------------------------ helpers
