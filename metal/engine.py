@@ -205,6 +205,28 @@ def build_optimizer(
     )
 
 
+def _check_sparse_gradients_only(model: nn.Module) -> None:
+    """SparseAdam can only update parameters with sparse gradients (embeddings
+    built with ``sparse=True``); name any other trainable parameter."""
+    sparse_params = {
+        id(module.weight)
+        for module in model.modules()
+        if isinstance(module, (nn.Embedding, nn.EmbeddingBag)) and module.sparse
+    }
+    dense = [
+        name
+        for name, param in model.named_parameters()
+        if param.requires_grad and id(param) not in sparse_params
+    ]
+    if dense:
+        shown = ", ".join(dense[:5]) + (" ..." if len(dense) > 5 else "")
+        raise ValueError(
+            "The sparseadam optimizer only updates parameters with sparse "
+            "gradients (embeddings with sparse=True), but these parameters are "
+            f"dense: {shown}. Use optimizer='sgd', which handles both."
+        )
+
+
 def v05_optimizer_settings(optimizer_config: dict) -> Tuple[str, dict]:
     """``(name, kwargs)`` from a MeTaL v0.5 ``optimizer_config`` dict
     (``optimizer``, ``optimizer_common`` and the per-optimizer sub-dicts)."""
@@ -585,6 +607,8 @@ class Engine:
         if self.logger.batches_per_epoch is None:
             self.logger.batches_per_epoch = batches_per_epoch
         self.model.to(self.device)
+        if cfg.optimizer == "sparseadam":
+            _check_sparse_gradients_only(self.model)
         self.optimizer = build_optimizer(
             cfg.optimizer, self.model.parameters(), cfg.optimizer_kwargs, cfg.l2
         )

@@ -605,3 +605,37 @@ class RngStateTestCase(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class SparseAdamTest(unittest.TestCase):
+    def _fit(self, model):
+        from metal.engine import Engine, EngineConfig
+        from metal.logging.logger import Logger
+
+        config = EngineConfig(
+            n_epochs=1,
+            optimizer="sparseadam",
+            optimizer_kwargs={"lr": 0.1},
+            verbose=False,
+        )
+        logger = Logger(
+            {"log_unit": "epochs", "log_train_every": 1, "log_valid_every": 0},
+            verbose=False,
+        )
+        engine = Engine(model, config, logger)
+        batches = [torch.tensor([[1, 2], [3, 0]])]
+        return engine.fit(batches, lambda batch: model(batch).pow(2).mean())
+
+    def test_sparse_only_model_trains(self):
+        torch.manual_seed(0)
+        model = torch.nn.EmbeddingBag(5, 1, mode="sum", sparse=True)
+        before = model.weight.detach().clone()
+        self._fit(model)
+        self.assertFalse(torch.equal(before, model.weight.detach()))
+
+    def test_dense_parameters_are_named(self):
+        model = torch.nn.Sequential(
+            torch.nn.EmbeddingBag(5, 3, mode="sum", sparse=True), torch.nn.Linear(3, 1)
+        )
+        with self.assertRaisesRegex(ValueError, r"dense: 1\.weight, 1\.bias"):
+            self._fit(model)
