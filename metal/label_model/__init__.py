@@ -16,3 +16,13 @@ __all__ = [
     "LabelModel",
     "WeakSupervisionLoss",
 ]
+
+
+def __getattr__(name):
+    # The MeTaL README imports the end model from here too
+    # (``from metal.label_model import LabelModel, EndModel``).
+    if name == "EndModel":
+        from metal.end_model import EndModel
+
+        return EndModel
+    raise AttributeError(f"module 'metal.label_model' has no attribute {name!r}")
