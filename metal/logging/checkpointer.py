@@ -6,16 +6,29 @@ weights_only=True)``: ``iteration`` (log units), ``model``, ``optimizer`` and
 exists (``best_model_found``, ``best_iteration``, ``best_score``) and, when the
 training engine wrote it, ``training_state`` (epoch position, logger counters,
 RNG states) for ``resume_training``. Files are written atomically.
+
+``TaskMetricCheckpointer`` is the same checkpointer in the Operation API's
+vocabulary (Snorkel v0.10, exported by ``metal.mmtl`` as ``Checkpointer``):
+it is built from ``CheckpointerConfig`` fields, keeps one best model per
+tracked ``task/dataset/split/metric`` and names its files
+``checkpoint_<iteration>.pth`` and ``best_model_<metric>.pth``.
 """
 
+import glob
 import os
 import shutil
-from typing import Any, Callable, Dict, Optional, Union
+import tempfile
+from typing import Any, Callable, Dict, Iterable, Mapping, Optional, Set, Union
 
 import numpy as np
 import torch
 
 from metal.classifier import atomic_torch_save
+from metal.logging.config import (
+    CheckpointerConfig,
+    check_counter_unit,
+    config_from_kwargs,
+)
 
 CHECKPOINT_DEFAULTS = {
     "checkpoint_best": True,
@@ -113,12 +126,10 @@ class Checkpointer:
                     number, None, model, optimizer, lr_scheduler, state_fn()
                 )
                 atomic_torch_save(bundle, self.periodic_path(number))
-        if self.checkpoint_best and self.checkpoint_metric in metrics_dict:
-            score = _plain_number(metrics_dict[self.checkpoint_metric])
-            if self.is_best(score):
-                self._save_best(
-                    iteration, score, model, optimizer, lr_scheduler, state_fn
-                )
+        if self.checkpoint_best:
+            self._save_bests(
+                metrics_dict, iteration, model, optimizer, lr_scheduler, state_fn
+            )
 
     def periodic_due(self, iteration) -> bool:
         """Whether ``checkpoint`` would write a periodic snapshot at ``iteration``."""
@@ -128,16 +139,30 @@ class Checkpointer:
             and int(iteration // self.checkpoint_every) > self._last_periodic_multiple
         )
 
+    def _save_bests(
+        self, metrics_dict, iteration, model, optimizer, lr_scheduler, state_fn
+    ) -> None:
+        """Save ``best_model.pth`` if ``metrics_dict`` improves the metric."""
+        if self.checkpoint_metric not in metrics_dict:
+            return
+        score = _plain_number(metrics_dict[self.checkpoint_metric])
+        if self.is_best(score):
+            self._save_best(iteration, score, model, optimizer, lr_scheduler, state_fn)
+
+    def _record_best(self, iteration, score) -> None:
+        """Note a new best of ``checkpoint_metric`` at ``iteration``."""
+        self.best_model_found = True
+        self.best_iteration = _tidy(iteration)
+        self.best_score = score
+        self.best_saves += 1
+
     def _save_best(self, iteration, score, model, optimizer, lr_scheduler, state_fn):
         if self.verbose:
             print(
                 f"Saving model at iteration {_tidy(iteration)} with best score "
                 f"{score:.3f}"
             )
-        self.best_model_found = True
-        self.best_iteration = _tidy(iteration)
-        self.best_score = score
-        self.best_saves += 1
+        self._record_best(iteration, score)
         bundle = self.bundle_state(
             iteration, score, model, optimizer, lr_scheduler, state_fn()
         )
@@ -233,6 +258,277 @@ class Checkpointer:
         """Delete the checkpoint directory and everything in it."""
         if os.path.isdir(self.checkpoint_dir):
             shutil.rmtree(self.checkpoint_dir)
+
+
+class TaskMetricCheckpointer(Checkpointer):
+    """The Operation API's checkpointer (``metal.mmtl.Checkpointer``).
+
+    Args:
+        counter_unit: ``points`` | ``batches`` | ``epochs``, the unit of the
+            iterations passed to ``checkpoint``.
+        evaluation_freq: evaluations happen every this many units; checkpoints
+            every ``evaluation_freq * checkpoint_factor`` units.
+        **kwargs: ``CheckpointerConfig`` fields (``checkpoint_dir``,
+            ``checkpoint_factor``, ``checkpoint_metric``,
+            ``checkpoint_task_metrics``, ``checkpoint_runway``,
+            ``checkpoint_clear``).
+
+    The settings are checked before anything touches the disk; then
+    ``checkpoint_dir`` is created. Tracked metrics are ``checkpoint_metric``
+    and ``checkpoint_task_metrics``, each ``"task/dataset/split/metric:mode"``
+    (mode ``min`` or ``max``); ``best_metric_dict`` holds the best value of
+    each seen so far and ``checkpoint_task_metrics`` all of them as
+    ``{metric: mode}``. ``checkpoint_metric`` is the name (without the mode)
+    of the metric whose best model ``load_best_model`` restores.
+
+    It is a ``metal.logging.Checkpointer``, so the training engine drives it
+    with the MeTaL call ``checkpoint(metrics_dict, iteration, model, optimizer,
+    lr_scheduler, training_state=None)`` (periodic snapshots every
+    ``checkpoint_freq`` units, resumable), while the Operation API calls
+    ``checkpoint(iteration, model, metric_dict)``; both keep the same best
+    models.
+
+    Raises:
+        ValueError: for a malformed metric, a negative ``checkpoint_runway``,
+            an unknown counter unit or setting, or ``checkpoint_freq <= 0``.
+        TypeError: if ``checkpoint_dir`` is None.
+    """
+
+    def __init__(self, counter_unit: str, evaluation_freq: float, **kwargs: Any):
+        self.config: CheckpointerConfig = config_from_kwargs(CheckpointerConfig, kwargs)
+        self._validate_config()
+        cfg = self.config
+        self.checkpoint_unit = check_counter_unit(counter_unit)
+        self.checkpoint_factor = cfg.checkpoint_factor
+        self.checkpoint_clear = cfg.checkpoint_clear
+        main_metric = self._make_metric_map([cfg.checkpoint_metric])
+        self.checkpoint_task_metrics = self._make_metric_map(
+            cfg.checkpoint_task_metrics
+        )
+        self.checkpoint_task_metrics.update(main_metric)
+        self.checkpoint_freq = evaluation_freq * cfg.checkpoint_factor
+        if not self.checkpoint_freq > 0:
+            raise ValueError(
+                f"Invalid checkpoint freq {self.checkpoint_freq}: evaluation_freq "
+                f"({evaluation_freq}) * checkpoint_factor ({cfg.checkpoint_factor}) "
+                "must be > 0."
+            )
+        if cfg.checkpoint_dir is None:
+            raise TypeError("checkpoint_dir must be a path to a folder, not None.")
+        [(metric, mode)] = main_metric.items()
+        super().__init__(
+            {
+                "checkpoint_best": True,
+                "checkpoint_every": self.checkpoint_freq,
+                "checkpoint_metric": metric,
+                "checkpoint_metric_mode": mode,
+                "checkpoint_dir": os.fspath(cfg.checkpoint_dir),
+                "checkpoint_runway": cfg.checkpoint_runway,
+            },
+            verbose=False,
+        )
+        self.best_metric_dict: Dict[str, float] = {}
+        os.makedirs(self.checkpoint_dir, exist_ok=True)
+
+    # ------------------------------------------------------------ validation
+    def _validate_config(self) -> None:
+        """Check the metric's form and the runway (before any file is made).
+
+        Raises:
+            ValueError: if ``checkpoint_metric`` does not have four
+                ``/``-separated parts or ``checkpoint_runway`` is negative.
+        """
+        if len(str(self.config.checkpoint_metric).split("/")) != 4:
+            raise ValueError(
+                "checkpoint_metric must be formatted 'task/dataset/split/metric:mode'."
+                f" Found {self.config.checkpoint_metric!r}."
+            )
+        if self.config.checkpoint_runway < 0:
+            raise ValueError(
+                "checkpoint_runway must be >= 0; found "
+                f"{self.config.checkpoint_runway!r}."
+            )
+
+    def _make_metric_map(
+        self, metric_mode_iter: Optional[Iterable[str]]
+    ) -> Dict[str, str]:
+        """``{metric: mode}`` from ``"metric:mode"`` strings (None gives ``{}``).
+
+        Raises:
+            ValueError: for a string without exactly one ``:`` or a mode other
+                than ``min``/``max``.
+        """
+        metric_map: Dict[str, str] = {}
+        for spec in metric_mode_iter or []:
+            if not isinstance(spec, str) or spec.count(":") != 1:
+                raise ValueError(
+                    "Checkpoint metrics must be given as 'metric_name:mode' (e.g. "
+                    f"'task/dataset/valid/accuracy:max'); found {spec!r}."
+                )
+            metric, mode = spec.split(":")
+            if mode not in ("min", "max"):
+                raise ValueError(
+                    f"Unrecognized checkpoint metric mode {mode!r} in {spec!r}; use "
+                    "'min' or 'max'."
+                )
+            metric_map[metric] = mode
+        return metric_map
+
+    # ------------------------------------------------------------ checkpoint
+    def checkpoint(  # type: ignore[override]
+        self,
+        iteration: float,
+        model: Any,
+        metric_dict: Mapping[str, Any],
+        *args: Any,
+        **kwargs: Any,
+    ) -> None:
+        """Snapshot ``model`` as ``checkpoint_<iteration>.pth`` (with the
+        model's own ``save``) and copy it to ``best_model_<metric>.pth`` for
+        every tracked metric of ``metric_dict`` that is new or better. Nothing
+        happens before ``checkpoint_runway``.
+
+        A mapping as first argument means the engine's call
+        ``checkpoint(metrics_dict, iteration, model, optimizer, lr_scheduler,
+        training_state=None)`` (see ``Checkpointer.checkpoint``).
+        """
+        if isinstance(iteration, Mapping):
+            super().checkpoint(iteration, model, metric_dict, *args, **kwargs)
+            return
+        if args or kwargs:
+            raise TypeError(
+                "checkpoint(iteration, model, metric_dict) takes no other "
+                "arguments; the MeTaL form starts with the metrics dict."
+            )
+        if iteration < self.checkpoint_runway:
+            return
+        path = self.periodic_path(iteration)
+        _save_model(model, path)
+        improved = self._is_new_best(metric_dict)
+        for metric in sorted(improved):
+            _atomic_copy(path, self.best_metric_path(metric))
+        if self.checkpoint_metric in improved:
+            self._record_best(iteration, self.best_metric_dict[self.checkpoint_metric])
+
+    def _save_bests(
+        self, metrics_dict, iteration, model, optimizer, lr_scheduler, state_fn
+    ) -> None:
+        """The engine's best-model step: one state bundle, written to the best
+        file of every tracked metric that improved."""
+        improved = self._is_new_best(metrics_dict)
+        if not improved:
+            return
+        score = None
+        if self.checkpoint_metric in improved:
+            score = self.best_metric_dict[self.checkpoint_metric]
+            self._record_best(iteration, score)
+        bundle = self.bundle_state(
+            iteration, score, model, optimizer, lr_scheduler, state_fn()
+        )
+        first, *others = [self.best_metric_path(m) for m in sorted(improved)]
+        atomic_torch_save(bundle, first)
+        for path in others:
+            _atomic_copy(first, path)
+
+    def _is_new_best(self, metric_dict: Mapping[str, Any]) -> Set[str]:
+        """The tracked metrics of ``metric_dict`` that are new or better than
+        their best so far (per their mode); ``best_metric_dict`` is updated."""
+        improved = set()
+        for metric, mode in self.checkpoint_task_metrics.items():
+            if metric not in metric_dict:
+                continue
+            value = _plain_number(metric_dict[metric])
+            best = self.best_metric_dict.get(metric)
+            if (
+                best is None
+                or (mode == "max" and value > best)
+                or (mode == "min" and value < best)
+            ):
+                self.best_metric_dict[metric] = value
+                improved.add(metric)
+        return improved
+
+    # ----------------------------------------------------------------- files
+    def best_metric_path(self, metric: str) -> str:
+        """``<checkpoint_dir>/best_model_<metric with "/" as "_">.pth``."""
+        name = metric.replace("/", "_")
+        return os.path.join(self.checkpoint_dir, f"best_model_{name}.pth")
+
+    @property
+    def best_model_path(self) -> str:
+        """The best model file of ``checkpoint_metric``."""
+        return self.best_metric_path(self.checkpoint_metric)
+
+    def periodic_path(self, iteration) -> str:
+        """``<checkpoint_dir>/checkpoint_<iteration>.pth``."""
+        return os.path.join(self.checkpoint_dir, f"checkpoint_{iteration}.pth")
+
+    def clear(self) -> None:
+        """Delete the ``checkpoint_*.pth`` snapshots if ``checkpoint_clear``
+        (the best models stay)."""
+        if not self.checkpoint_clear:
+            return
+        for path in glob.glob(os.path.join(self.checkpoint_dir, "checkpoint_*.pth")):
+            os.remove(path)
+
+    def load_best_model(self, model: Any) -> Any:
+        """Load the best model of ``checkpoint_metric`` into ``model`` (with
+        the model's own ``load`` when it has one) and return the model; when
+        no best was recorded, return ``model`` unchanged."""
+        if self.checkpoint_metric not in self.best_metric_dict:
+            return model
+        path = self.best_model_path
+        load = getattr(model, "load", None)
+        if callable(load):
+            loaded = load(path)
+            return model if loaded is None else loaded
+        model.load_state_dict(_read_state_dict(path))
+        return model
+
+    # ----------------------------------------------------------- persistence
+    def state_dict(self) -> Dict[str, Any]:
+        """Best-so-far info, including ``best_metric_dict``."""
+        state = super().state_dict()
+        state["best_metric_dict"] = dict(self.best_metric_dict)
+        return state
+
+    def load_state_dict(self, state: Dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        self.best_metric_dict.update(state.get("best_metric_dict") or {})
+
+
+def _save_model(model, path: str) -> None:
+    """Write ``model`` with its own ``save`` if it has one, else its state dict
+    (atomically)."""
+    save = getattr(model, "save", None)
+    if callable(save):
+        save(path)
+    else:
+        atomic_torch_save(model.state_dict(), path)
+
+
+def _atomic_copy(source: str, destination: str) -> None:
+    """Copy ``source`` to a temporary file beside ``destination``, then rename."""
+    folder = os.path.dirname(os.path.abspath(destination))
+    fd, tmp_path = tempfile.mkstemp(dir=folder, prefix=".tmp_", suffix=".pth")
+    os.close(fd)
+    try:
+        shutil.copyfile(source, tmp_path)
+        os.replace(tmp_path, destination)
+    except BaseException:
+        if os.path.exists(tmp_path):
+            os.remove(tmp_path)
+        raise
+
+
+def _read_state_dict(path: str) -> Dict[str, Any]:
+    """A state dict from a file holding one, or a checkpoint bundle's."""
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if isinstance(state, dict) and isinstance(state.get("model"), dict):
+        return state["model"]
+    if isinstance(state, dict):
+        return state
+    raise ValueError(f"{os.fspath(path)!r} holds no model state dict.")
 
 
 def load_checkpoint(path) -> Dict[str, Any]:

@@ -168,7 +168,11 @@ class Logger:
             return
         else:
             self.unit_total = self._current_unit_total()
-        self.unit_count = _tidy(self.unit_total - self._unit_total_at_reset)
+        count = self.unit_total - self._unit_total_at_reset
+        if isinstance(count, float):
+            # Fractional epochs: 0.6 - 0.3 must count as 0.3 units, not less.
+            count = round(count, 9)
+        self.unit_count = _tidy(count)
 
     def end_epoch(self) -> None:
         """Count an epoch end that came without a batch (short final epoch)."""

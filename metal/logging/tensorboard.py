@@ -6,8 +6,15 @@ dependency of ``metal``.
 """
 
 import json
+import os
+from typing import Any, Optional
 
-from metal.logging.writer import LogWriter, _json_default
+from metal.logging.writer import (
+    LogWriter,
+    _config_filename,
+    _json_default,
+    _scalar_arguments,
+)
 
 
 def _summary_writer_class():
@@ -26,28 +33,59 @@ def _summary_writer_class():
 
 class TensorBoardWriter(LogWriter):
     """Writes scalars to TensorBoard event files in ``log_subdir`` as well as to
-    the JSON run log (see ``LogWriter`` for the arguments)."""
+    the JSON run log (see ``LogWriter`` for the arguments and the two
+    vocabularies). In MeTaL's layout the event file name ends in
+    ``.<run_name>``."""
 
-    def __init__(self, log_dir=None, run_dir=None, run_name=None, **kwargs):
+    def __init__(
+        self,
+        log_dir: Optional[str] = None,
+        run_dir: Optional[str] = None,
+        run_name: Optional[str] = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(log_dir=log_dir, run_dir=run_dir, run_name=run_name, **kwargs)
         summary_writer = _summary_writer_class()
-        suffix = f".{run_name}" if run_name else ""
+        suffix = f".{run_name}" if run_name and not self._run_name_layout else ""
         self.tb_writer = summary_writer(self.log_subdir, filename_suffix=suffix)
 
-    def add_scalar(self, name: str, val, i) -> bool:
-        accepted = super().add_scalar(name, val, i)
-        if accepted and val is not None:
-            self.tb_writer.add_scalar(name, float(val), i)
+    def add_scalar(
+        self,
+        name: str,
+        value: Optional[float] = None,
+        step: Optional[float] = None,
+        **kwargs: Any,
+    ) -> bool:
+        """Record the scalar (see ``LogWriter.add_scalar``) and add it to
+        TensorBoard."""
+        value, step = _scalar_arguments(value, step, kwargs)
+        accepted = super().add_scalar(name, value, step)
+        if accepted and value is not None:
+            self.tb_writer.add_scalar(name, float(value), step)
         return accepted
 
-    def write_config(self, config: dict, config_name: str = "config") -> None:
-        super().write_config(config, config_name=config_name)
+    def write_config(
+        self,
+        config: Any,
+        config_filename: str = "config.json",
+        config_name: Optional[str] = None,
+    ) -> None:
+        """Write the config file (see ``LogWriter.write_config``) and add the
+        config to TensorBoard as text (tag: the file name without
+        ``.json``)."""
+        super().write_config(config, config_filename, config_name)
+        tag = os.path.splitext(_config_filename(config_filename, config_name))[0]
         text = json.dumps(
             self._sanitize_config(config), indent=1, default=_json_default
         )
-        self.tb_writer.add_text(config_name, text, 0)
+        self.tb_writer.add_text(tag, text, 0)
 
     def close(self) -> None:
-        """Write the JSON run log and close the event file."""
+        """MeTaL's end of run: write the JSON run log and close the event file."""
         super().close()
+        self.tb_writer.close()
+
+    def cleanup(self) -> None:
+        """The Operation API's end of run: close the event file (no
+        ``log.json``)."""
         self.tb_writer.close()

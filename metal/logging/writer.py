@@ -1,62 +1,103 @@
-"""A JSON log of a training run: scalar metrics per iteration, config, metrics.
+"""A JSON log of a training run: scalar metrics per step, config, metrics.
 
-Files go to ``log_dir/run_dir/<run_name>_<HH_MM_SS>/`` (``run_dir`` defaults to
-the date ``YYYY_MM_DD``, ``log_dir`` to the current directory): ``log.json``
-(the run log, with the config when added), ``config.json`` and
-``metrics.json``.
+One writer, two vocabularies for where the files go:
+
+* MeTaL v0.5: ``LogWriter(log_dir=None, run_dir=None, run_name=None,
+  writer_metrics=[], verbose=True, timestamp=True, include_config=True)``
+  writes to ``log_dir/run_dir/<run_name>_<HH_MM_SS>/`` (``run_dir`` defaults
+  to the date ``YYYY_MM_DD``, ``log_dir`` to the current directory):
+  ``log.json`` (``write_log()``: the run log with start time, version and
+  config), ``config.json`` and ``metrics.json``.
+* the Operation API (Snorkel v0.10, ``LogWriterConfig``): ``LogWriter(log_dir=
+  "logs", run_name=None)`` writes to ``log_dir/run_name`` (``run_name``
+  defaults to ``"<YYYY_MM_DD>/<HH_MM_SS>/"``), and ``log_dir`` is then that
+  run folder; ``write_log(name)`` writes the bare run log ``{metric: [[step,
+  value], ...]}``, ``cleanup()`` writes it to ``log.json``.
+
+The v0.10 layout is used exactly when none of the MeTaL-only settings
+(``run_dir``, ``writer_metrics``, ``verbose``, ``timestamp``,
+``include_config``) is given; every method works with either.
 """
 
+import dataclasses
 import json
 import os
+import warnings
 from datetime import datetime
-from typing import Any, Dict
+from typing import Any, Dict, Optional, Tuple
 
 import numpy as np
 import torch
 
 from metal._version import __version__
+from metal.logging.config import LogWriterConfig
 
 
 class LogWriter:
-    """Records ``add_scalar`` calls and writes them as JSON.
+    """Records ``add_scalar`` calls and writes them (and configs, metrics,
+    text) as files of one run folder, ``log_subdir``.
 
     Args:
-        log_dir: root folder of all runs (default: the current directory).
+        log_dir: root folder of all runs (MeTaL default: the current
+            directory; Operation-API default: ``"logs"``).
         run_dir: folder of this group of runs (default: today, ``YYYY_MM_DD``).
-        run_name: prefix of this run's folder name (``<run_name>_HH_MM_SS``).
+        run_name: MeTaL: prefix of this run's folder name
+            (``<run_name>_HH_MM_SS``); Operation API: the run folder under
+            ``log_dir`` (default ``"<YYYY_MM_DD>/<HH_MM_SS>/"``).
         writer_metrics: names to record (a whitelist); falsy records all.
-        verbose: print the path of each file written.
+        verbose: print the path of each file written (default True; False in
+            the Operation-API vocabulary).
         timestamp: name the run's folder ``<run_name>_HH_MM_SS`` (default).
             With False the folder is exactly ``log_dir/run_dir/run_name``
             (``run_dir=""`` or ``run_name=None`` drop that level).
         include_config: whether the trainer should add its config to the log.
+
+    Attributes: ``log_subdir`` (the run folder), ``log_dir`` (the root in the
+    MeTaL vocabulary, the run folder in the Operation API's), ``run_name``,
+    ``run_log`` (``{name: [[step, value], ...]}``), ``log_dict`` (the MeTaL
+    run log around it) and ``config`` (a ``LogWriterConfig``).
     """
 
     def __init__(
         self,
-        log_dir=None,
-        run_dir=None,
-        run_name=None,
-        writer_metrics=[],
-        verbose=True,
-        timestamp=True,
-        **kwargs,
-    ):
+        log_dir: Optional[str] = None,
+        run_dir: Optional[str] = None,
+        run_name: Optional[str] = None,
+        writer_metrics: Optional[list] = None,
+        verbose: Optional[bool] = None,
+        timestamp: Optional[bool] = None,
+        **kwargs: Any,
+    ) -> None:
         now = datetime.now()
         start_date = now.strftime("%Y_%m_%d")
         start_time = now.strftime("%H_%M_%S")
-        self.log_dir = os.fspath(log_dir) if log_dir is not None else os.getcwd()
-        self.run_name = run_name
-        if timestamp:
-            self.run_dir = run_dir or start_date
-            folder = f"{run_name}_{start_time}" if run_name else start_time
+        metal_settings = (run_dir, writer_metrics, verbose, timestamp)
+        self._run_name_layout = not kwargs and all(x is None for x in metal_settings)
+        if self._run_name_layout:
+            self.config = LogWriterConfig(
+                log_dir="logs" if log_dir is None else os.fspath(log_dir),
+                run_name=run_name,
+            )
+            self.run_name = run_name or f"{start_date}/{start_time}/"
+            self.run_dir = ""
+            self.log_subdir = os.path.join(self.config.log_dir, self.run_name)
+            self.log_dir = self.log_subdir
         else:
-            self.run_dir = start_date if run_dir is None else run_dir
-            folder = run_name or ""
-        self.log_subdir = os.path.join(self.log_dir, self.run_dir, folder)
+            self.log_dir = os.fspath(log_dir) if log_dir is not None else os.getcwd()
+            self.run_name = run_name
+            if timestamp is None or timestamp:
+                self.run_dir = run_dir or start_date
+                folder = f"{run_name}_{start_time}" if run_name else start_time
+            else:
+                self.run_dir = start_date if run_dir is None else run_dir
+                folder = run_name or ""
+            self.log_subdir = os.path.join(self.log_dir, self.run_dir, folder)
+            self.config = LogWriterConfig(log_dir=self.log_dir, run_name=run_name)
         os.makedirs(self.log_subdir, exist_ok=True)
         self.writer_metrics = list(writer_metrics or [])
-        self.verbose = verbose
+        self.verbose = (
+            bool(verbose) if verbose is not None else not self._run_name_layout
+        )
         self.include_config = kwargs.pop("include_config", True)
         self.log_dict: Dict[str, Any] = {
             "start_date": start_date,
@@ -69,23 +110,32 @@ class LogWriter:
 
     @property
     def log_path(self) -> str:
-        """Where ``write_log``/``close`` write the run log."""
+        """Where ``write_log()``/``close``/``cleanup`` write the run log."""
         return os.path.join(self.log_subdir, "log.json")
 
     @property
     def run_log(self) -> Dict[str, list]:
         return self.log_dict["run_log"]
 
-    def add_scalar(self, name: str, val, i) -> bool:
-        """Record ``[i, val]`` under ``name`` unless a whitelist excludes it."""
+    def add_scalar(
+        self,
+        name: str,
+        value: Optional[float] = None,
+        step: Optional[float] = None,
+        **kwargs: Any,
+    ) -> bool:
+        """Record ``[step, value]`` under ``name`` unless a whitelist excludes
+        it; return whether it was recorded. MeTaL's keyword names ``val`` and
+        ``i`` are accepted for ``value`` and ``step``."""
+        value, step = _scalar_arguments(value, step, kwargs)
         if self.writer_metrics and name not in self.writer_metrics:
             return False
-        value = None if val is None else float(val)
-        self.run_log.setdefault(name, []).append([_plain(i), value])
+        value = None if value is None else float(value)
+        self.run_log.setdefault(name, []).append([_plain(step), value])
         return True
 
-    def add_config(self, config: dict) -> None:
-        """Store the (sanitised) config in the run log."""
+    def add_config(self, config: Any) -> None:
+        """Store the (sanitised) config in the MeTaL run log."""
         self.log_dict["config"] = self._sanitize_config(config)
 
     def write(self, config=None, metrics=None) -> None:
@@ -96,19 +146,59 @@ class LogWriter:
         if metrics is not None:
             self.write_metrics(metrics)
 
-    def write_log(self) -> None:
-        self._write_json(self.log_dict, self.log_path)
+    def write_log(self, log_filename: Optional[str] = None) -> None:
+        """Write the run log: without a name, MeTaL's ``log_dict`` (start time,
+        version, config and ``run_log``) to ``log_path``; with a name, the
+        bare ``run_log`` to ``log_subdir/log_filename``."""
+        if log_filename is None:
+            self._write_json(self.log_dict, self.log_path)
+        else:
+            self.write_json(self.run_log, log_filename)
 
-    def write_config(self, config: dict, config_name: str = "config") -> None:
-        path = os.path.join(self.log_subdir, f"{config_name}.json")
+    def write_config(
+        self,
+        config: Any,
+        config_filename: str = "config.json",
+        config_name: Optional[str] = None,
+    ) -> None:
+        """Write ``config`` (a dict, or a NamedTuple / dataclass config, nested
+        ones included, written as dicts) to ``log_subdir/config_filename``;
+        callables become strings. MeTaL's ``config_name`` may be given
+        instead; a name without ``.json`` gets it appended."""
+        filename = _config_filename(config_filename, config_name)
+        path = os.path.join(self.log_subdir, filename)
         self._write_json(self._sanitize_config(config), path)
 
     def write_metrics(self, metrics: dict) -> None:
         self._write_json(metrics, os.path.join(self.log_subdir, "metrics.json"))
 
+    def write_text(self, text: str, filename: str) -> None:
+        """Write ``text`` to ``log_subdir/filename``."""
+        path = os.path.join(self.log_subdir, filename)
+        if self.verbose:
+            print(f"Writing text to {path}")
+        tmp_path = f"{path}.tmp"
+        with open(tmp_path, "w") as f:
+            f.write(text)
+        os.replace(tmp_path, path)
+
+    def write_json(self, dict_to_write: Dict[str, Any], filename: str) -> None:
+        """Write ``dict_to_write`` as JSON to ``log_subdir/filename`` (with a
+        warning if the name does not end in ``.json``)."""
+        if not filename.endswith(".json"):
+            warnings.warn(
+                f"write_json writes JSON to {filename!r}, a name without the "
+                "'.json' extension."
+            )
+        self._write_json(dict_to_write, os.path.join(self.log_subdir, filename))
+
     def close(self) -> None:
-        """Write the run log to ``log_path``."""
+        """MeTaL's end of run: write ``log_dict`` to ``log_path``."""
         self.write_log()
+
+    def cleanup(self) -> None:
+        """The Operation API's end of run: write ``run_log`` to ``log.json``."""
+        self.write_log("log.json")
 
     def _write_json(self, obj, path: str) -> None:
         if self.verbose:
@@ -119,11 +209,56 @@ class LogWriter:
         os.replace(tmp_path, path)
 
     @staticmethod
-    def _sanitize_config(config: dict) -> dict:
-        """A deep copy with callables (and lists of callables) as strings."""
+    def _sanitize_config(config: Any) -> Any:
+        """A deep copy as plain dicts (NamedTuple and dataclass configs
+        converted) with callables (and lists of callables) as strings."""
         if config is None:
             return None
-        return _sanitize(config)
+        return _sanitize(_config_as_dict(config))
+
+
+_MISSING = object()
+
+
+def _scalar_arguments(value, step, kwargs: Dict[str, Any]) -> Tuple[Any, Any]:
+    """``(value, step)`` of an ``add_scalar`` call, from v0.10's names or
+    MeTaL's ``val``/``i``."""
+    val = kwargs.pop("val", _MISSING)
+    i = kwargs.pop("i", _MISSING)
+    if kwargs:
+        raise TypeError(f"add_scalar got unexpected arguments {sorted(kwargs)}.")
+    if val is not _MISSING:
+        if value is not None:
+            raise TypeError("add_scalar got both 'value' and 'val'.")
+        value = val
+    if i is not _MISSING:
+        if step is not None:
+            raise TypeError("add_scalar got both 'step' and 'i'.")
+        step = i
+    if step is None:
+        raise TypeError("add_scalar needs a step: add_scalar(name, value, step).")
+    return value, step
+
+
+def _config_filename(config_filename: str, config_name: Optional[str]) -> str:
+    name = os.fspath(config_name if config_name is not None else config_filename)
+    return name if name.endswith(".json") else f"{name}.json"
+
+
+def _config_as_dict(config: Any) -> Any:
+    """NamedTuple / dataclass configs (at any depth) as plain dicts."""
+    if hasattr(config, "_asdict") and hasattr(config, "_fields"):
+        return {key: _config_as_dict(value) for key, value in config._asdict().items()}
+    if dataclasses.is_dataclass(config) and not isinstance(config, type):
+        return {
+            field.name: _config_as_dict(getattr(config, field.name))
+            for field in dataclasses.fields(config)
+        }
+    if isinstance(config, dict):
+        return {key: _config_as_dict(value) for key, value in config.items()}
+    if isinstance(config, (list, tuple)):
+        return type(config)(_config_as_dict(value) for value in config)
+    return config
 
 
 def _sanitize(value):

@@ -13,11 +13,14 @@ One structure behind two front doors:
   ``task/payload/label_set/metric``.
 
 Both trainers run on ``metal.engine`` (the one training loop) with
-``metal.logging`` for logs, checkpoints and run files.
+``metal.logging`` for logs, checkpoints and run files; the Operation API's
+``LogManager``, ``Checkpointer``, ``LogWriter`` and ``TensorBoardWriter`` are
+those classes (see ``metal.mmtl.loggers``).
 """
 
 from metal.mmtl.classifier import MultitaskClassifier
 from metal.mmtl.data import DictDataLoader, DictDataset, MmtlDataLoader, MmtlDataset
+from metal.mmtl.loggers import Checkpointer, LogManager, LogWriter, TensorBoardWriter
 from metal.mmtl.loss import cross_entropy_with_probs
 from metal.mmtl.metal_model import MetalModel
 from metal.mmtl.payload import Payload
@@ -27,9 +30,12 @@ from metal.mmtl.token_task import TokenClassificationTask
 from metal.mmtl.trainer import MultitaskTrainer, Trainer
 
 __all__ = [
+    "Checkpointer",
     "ClassificationTask",
     "DictDataLoader",
     "DictDataset",
+    "LogManager",
+    "LogWriter",
     "MetalModel",
     "MmtlDataLoader",
     "MmtlDataset",
@@ -40,6 +46,7 @@ __all__ = [
     "RegressionTask",
     "Scorer",
     "Task",
+    "TensorBoardWriter",
     "TokenClassificationTask",
     "Trainer",
     "cross_entropy_with_probs",

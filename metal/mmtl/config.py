@@ -4,9 +4,15 @@
 Configs are ``NamedTuple`` classes: ``config._asdict()`` gives the fields and
 ``config._replace(...)`` a modified copy. Nested settings are passed nested,
 e.g. ``Trainer(log_manager_config={"evaluation_freq": 0.5})``.
+
+``LogManagerConfig``, ``CheckpointerConfig`` and ``LogWriterConfig`` are
+defined in ``metal.logging.config`` (beside the classes that read them) and
+re-exported here.
 """
 
-from typing import Any, Dict, List, NamedTuple, Optional, Tuple
+from typing import Any, Dict, NamedTuple, Optional, Tuple
+
+from metal.logging.config import CheckpointerConfig, LogManagerConfig, LogWriterConfig
 
 __all__ = [
     "AdamOptimizerConfig",
@@ -73,28 +79,6 @@ class ClassifierConfig(Config):
 
     device: int = 0
     dataparallel: bool = True
-
-
-class LogManagerConfig(Config):
-    """``counter_unit``: ``points`` | ``batches`` | ``epochs``;
-    ``evaluation_freq``: log (and score the valid split) every this many units."""
-
-    counter_unit: str = "epochs"
-    evaluation_freq: float = 1.0
-
-
-class CheckpointerConfig(Config):
-    checkpoint_dir: str = "checkpoints"
-    checkpoint_factor: int = 1
-    checkpoint_metric: str = "model/all/train/loss:min"
-    checkpoint_task_metrics: Optional[List[str]] = None
-    checkpoint_runway: int = 0
-    checkpoint_clear: bool = True
-
-
-class LogWriterConfig(Config):
-    log_dir: str = "logs"
-    run_name: Optional[str] = None
 
 
 class TrainerConfig(Config):

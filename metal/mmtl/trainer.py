@@ -8,8 +8,9 @@
   names ``task/payload/label_set/metric``, ``model/train/all/loss``).
 
 Both translate their settings into an ``EngineConfig``, a
-``metal.logging.Logger`` (and ``Checkpointer``, ``LogWriter`` /
-``TensorBoardWriter``), a batch scheduler (a function ``epoch -> batches``)
+``metal.logging.Logger`` (``Trainer``: its Operation-API face ``LogManager``)
+and ``Checkpointer`` (``Trainer``: ``TaskMetricCheckpointer``), ``LogWriter`` /
+``TensorBoardWriter``, a batch scheduler (a function ``epoch -> batches``)
 and a step that sums the per-label-set mean losses of one batch; the engine
 does the rest (optimizer, warmup, lr schedule, gradient clipping, logging,
 checkpointing, progress bar, restoring the best model).
@@ -33,9 +34,13 @@ from metal.engine import (
     v05_optimizer_settings,
     v05_scheduler_kwargs,
 )
-from metal.logging import Checkpointer
-from metal.logging import Logger as EngineLogger
-from metal.logging import LogWriter, TensorBoardWriter
+from metal.logging import (
+    Checkpointer,
+    LogManager,
+    LogWriter,
+    TaskMetricCheckpointer,
+    TensorBoardWriter,
+)
 from metal.mmtl.classifier import MultitaskClassifier
 from metal.mmtl.config import TrainerConfig, config_to_dict, merge_config
 from metal.mmtl.metal_model import score_payload
@@ -48,7 +53,6 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["MultitaskTrainer", "Trainer", "trainer_defaults"]
 
-COUNTER_UNITS = {"points": "examples", "batches": "batches", "epochs": "epochs"}
 LR_SCHEDULER_OPTIONS = ("constant", "linear", "exponential", "step")
 
 
@@ -89,7 +93,16 @@ class Trainer:
 
     Attributes after ``fit``: ``optimizer``, ``lr_scheduler`` (torch's or
     None), ``warmup_steps`` (in batches), ``metrics`` (latest value of every
-    logged metric), ``log_writer`` and ``checkpointer`` (or None).
+    logged metric), ``log_manager``, ``log_writer`` and ``checkpointer`` (or
+    None).
+
+    With ``checkpointing``, snapshots ``checkpoint_<n>.pth`` are written to
+    ``checkpoint_dir`` every ``evaluation_freq * checkpoint_factor`` units and
+    the best model of each tracked metric to ``best_model_<metric>.pth``; at
+    the end the snapshots are cleared (``checkpoint_clear``) and the best
+    model of ``checkpoint_metric`` is loaded. With ``logging``, the writer
+    gets every logged metric (step: points seen) and, for ``"json"``, writes
+    them to ``<log_dir>/<run_name>/log.json`` at the end.
     """
 
     def __init__(self, name: Optional[str] = None, **kwargs: Any) -> None:
@@ -125,7 +138,7 @@ class Trainer:
             set_seed(cfg.seed)
         self.log_writer = self._set_log_writer()
         self.checkpointer = self._set_checkpointer()
-        log_manager = self._set_log_manager(n_batches_per_epoch)
+        self.log_manager = log_manager = self._set_log_manager(n_batches_per_epoch)
         engine_config = self._engine_config(model, n_batches_per_epoch)
         batch_scheduler = self._set_batch_scheduler()
         if self.log_writer is not None:
@@ -160,7 +173,7 @@ class Trainer:
         self.optimizer = engine.optimizer
         self.lr_scheduler = engine.lr_scheduler
         self.metrics = dict(result.metrics_hist)
-        self._cleanup()
+        log_manager.cleanup(model)
 
     def _check_dataloaders(self, dataloaders: List[Any]) -> None:
         cfg = self.config
@@ -197,68 +210,31 @@ class Trainer:
         return routes
 
     # ---------------------------------------------------------------- setup
-    def _set_log_writer(self):
+    def _set_log_writer(self) -> Optional[LogWriter]:
         cfg = self.config
         if not cfg.logging:
             return None
-        wc = cfg.log_writer_config
-        kwargs: Dict[str, Any] = {"log_dir": wc.log_dir, "verbose": False}
-        if wc.run_name is not None:
-            kwargs.update(run_dir="", run_name=wc.run_name, timestamp=False)
         if cfg.log_writer == "json":
-            return LogWriter(**kwargs)
+            return LogWriter(**cfg.log_writer_config._asdict())
         if cfg.log_writer == "tensorboard":
-            return TensorBoardWriter(**kwargs)
+            return TensorBoardWriter(**cfg.log_writer_config._asdict())
         raise ValueError(f"Unrecognized writer option: {cfg.log_writer!r}")
 
-    def _set_checkpointer(self) -> Optional[Checkpointer]:
+    def _set_checkpointer(self) -> Optional[TaskMetricCheckpointer]:
         cfg = self.config
         if not cfg.checkpointing:
             return None
-        cc = cfg.checkpointer_config
-        metric, mode = _parse_checkpoint_metric(cc.checkpoint_metric)
-        for spec in cc.checkpoint_task_metrics or []:
-            _split_metric_mode(spec)
-        if cc.checkpoint_runway < 0:
-            raise ValueError(
-                f"checkpoint_runway must be >= 0; found {cc.checkpoint_runway}."
-            )
-        freq = cfg.log_manager_config.evaluation_freq * cc.checkpoint_factor
-        if not freq > 0:
-            raise ValueError(
-                f"Invalid checkpoint freq {freq}: evaluation_freq * "
-                "checkpoint_factor must be > 0."
-            )
-        if cc.checkpoint_dir is None:
-            raise TypeError(
-                "checkpointer_config.checkpoint_dir must be a path, not None."
-            )
-        os.makedirs(cc.checkpoint_dir, exist_ok=True)
-        return Checkpointer(
-            {
-                "checkpoint_best": True,
-                "checkpoint_every": freq,
-                "checkpoint_metric": metric,
-                "checkpoint_metric_mode": mode,
-                "checkpoint_dir": cc.checkpoint_dir,
-                "checkpoint_runway": cc.checkpoint_runway,
-            },
-            verbose=False,
+        lc = cfg.log_manager_config
+        return TaskMetricCheckpointer(
+            lc.counter_unit, lc.evaluation_freq, **cfg.checkpointer_config._asdict()
         )
 
-    def _set_log_manager(self, n_batches_per_epoch: int) -> EngineLogger:
-        lc = self.config.log_manager_config
-        if lc.counter_unit not in COUNTER_UNITS:
-            raise ValueError(f"Unrecognized counter_unit: {lc.counter_unit!r}")
-        return EngineLogger(
-            {
-                "log_unit": COUNTER_UNITS[lc.counter_unit],
-                "log_every": lc.evaluation_freq,
-                "score_every": lc.evaluation_freq,
-            },
-            self.log_writer,
-            verbose=False,
-            batches_per_epoch=n_batches_per_epoch,
+    def _set_log_manager(self, n_batches_per_epoch: int) -> LogManager:
+        return LogManager(
+            n_batches_per_epoch,
+            log_writer=self.log_writer,
+            checkpointer=self.checkpointer,
+            **self.config.log_manager_config._asdict(),
         )
 
     def _optimizer_settings(self) -> Tuple[str, Dict[str, Any]]:
@@ -325,15 +301,6 @@ class Trainer:
             raise ValueError(f"Unrecognized batch scheduler option '{name}'")
         return batch_schedulers[name]()
 
-    def _cleanup(self) -> None:
-        if self.log_writer is not None:
-            self.log_writer.close()
-        if (
-            self.checkpointer is not None
-            and self.config.checkpointer_config.checkpoint_clear
-        ):
-            _remove_checkpoint_files(self.checkpointer, keep_best=True)
-
     # ---------------------------------------------------------- persistence
     def save(self, trainer_path: str) -> None:
         """Write the config and the optimizer state to ``trainer_path``."""
@@ -366,28 +333,6 @@ class Trainer:
             self.optimizer.load_state_dict(saved["optimizer_state_dict"])
         except Exception as exc:
             logger.error(f"Could not restore the optimizer state: {exc!r}")
-
-
-def _split_metric_mode(spec: str) -> Tuple[str, str]:
-    if not isinstance(spec, str) or spec.count(":") != 1:
-        raise ValueError(
-            f"Checkpoint metrics must be given as 'metric_name:mode'; found {spec!r}."
-        )
-    name, mode = spec.split(":")
-    if mode not in ("min", "max"):
-        raise ValueError(
-            f"Unrecognized checkpoint metric mode {mode!r} in {spec!r}; use 'min' "
-            "or 'max'."
-        )
-    return name, mode
-
-
-def _parse_checkpoint_metric(spec: str) -> Tuple[str, str]:
-    if len(str(spec).split("/")) != 4:
-        raise ValueError(
-            "checkpoint_metric must be formatted 'task/dataset/split/metric:mode'."
-        )
-    return _split_metric_mode(spec)
 
 
 # ================================================================ MeTaL v0.5

@@ -11,7 +11,7 @@ import torch
 import torch.nn as nn
 
 from metal.end_model import EndModel
-from metal.logging import Checkpointer
+from metal.logging import Checkpointer, TaskMetricCheckpointer
 from metal.logging import checkpointer as checkpointer_module
 from metal.logging.checkpointer import load_checkpoint
 
@@ -244,6 +244,158 @@ class CheckpointerTrainingTestCase(unittest.TestCase):
     def test_no_validation_no_checkpoint_files(self):
         em = EndModel([2, 10, 2], seed=1, verbose=False, checkpoint_dir=self.dir)
         em.train_model(self.train, n_epochs=2)
+        self.assertFalse(os.path.exists(self.dir))
+
+
+F1 = "task/dataset/valid/f1"
+LOSS = "model/all/train/loss"
+
+
+class SavingLinear(nn.Linear):
+    """A module with its own ``save``/``load`` (as MultitaskClassifier has)."""
+
+    def save(self, path):
+        torch.save({"weight": self.weight.detach().clone()}, path)
+
+    def load(self, path):
+        state = torch.load(path, weights_only=True)
+        with torch.no_grad():
+            self.weight.copy_(state["weight"])
+
+
+class TaskMetricCheckpointerTestCase(unittest.TestCase):
+    """The Operation API's call forms of the one checkpointer."""
+
+    def setUp(self):
+        self.tmp = tempfile.TemporaryDirectory()
+        self.dir = os.path.join(self.tmp.name, "ckpt")
+
+    def tearDown(self):
+        self.tmp.cleanup()
+
+    def make(self, **config):
+        config.setdefault("checkpoint_dir", self.dir)
+        config.setdefault("checkpoint_metric", f"{F1}:max")
+        return TaskMetricCheckpointer("epochs", 1, **config)
+
+    def files(self):
+        return sorted(os.listdir(self.dir))
+
+    def test_is_the_metal_checkpointer(self):
+        ckpt = self.make(checkpoint_factor=2, checkpoint_runway=1)
+        self.assertIsInstance(ckpt, Checkpointer)
+        self.assertTrue(os.path.isdir(self.dir))  # made at construction
+        self.assertEqual(ckpt.checkpoint_metric, F1)
+        self.assertEqual(ckpt.checkpoint_metric_mode, "max")
+        self.assertEqual(ckpt.checkpoint_every, 2)
+        self.assertEqual(ckpt.checkpoint_freq, 2)
+        self.assertEqual(ckpt.checkpoint_runway, 1)
+        self.assertEqual(ckpt.checkpoint_unit, "epochs")
+
+    def test_operation_api_call_with_own_save(self):
+        model = SavingLinear(2, 2)
+        ckpt = self.make(checkpoint_task_metrics=[f"{LOSS}:min"])
+        self.assertEqual(ckpt.checkpoint_task_metrics, {F1: "max", LOSS: "min"})
+        with torch.no_grad():
+            model.weight.fill_(1.0)
+        ckpt.checkpoint(1, model, {F1: 0.5, LOSS: 0.4})
+        with torch.no_grad():
+            model.weight.fill_(2.0)
+        ckpt.checkpoint(2, model, {F1: 0.4, LOSS: 0.3})
+        self.assertEqual(ckpt.best_metric_dict, {F1: 0.5, LOSS: 0.3})
+        self.assertEqual(
+            self.files(),
+            [
+                "best_model_model_all_train_loss.pth",
+                "best_model_task_dataset_valid_f1.pth",
+                "checkpoint_1.pth",
+                "checkpoint_2.pth",
+            ],
+        )
+        ckpt.clear()
+        self.assertEqual(len(self.files()), 2)
+        self.assertIs(ckpt.load_best_model(model), model)
+        self.assertEqual(float(model.weight.detach()[0, 0]), 1.0)  # best by f1
+        self.assertEqual((ckpt.best_iteration, ckpt.best_score), (1, 0.5))
+
+    def test_plain_module_is_saved_as_state_dict(self):
+        model = nn.Linear(2, 2)
+        ckpt = self.make()
+        ckpt.checkpoint(1, model, {F1: 0.5})
+        state = torch.load(
+            os.path.join(self.dir, "checkpoint_1.pth"), weights_only=True
+        )
+        self.assertEqual(set(state), {"weight", "bias"})
+        original = model.weight.detach().clone()
+        with torch.no_grad():
+            model.weight.zero_()
+        ckpt.load_best_model(model)
+        self.assertTrue(torch.equal(model.weight, original))
+
+    def test_is_new_best_and_no_best(self):
+        ckpt = self.make(checkpoint_task_metrics=[f"{LOSS}:min"])
+        self.assertEqual(ckpt._is_new_best({"other": 1.0}), set())
+        self.assertEqual(ckpt._is_new_best({F1: 0.5, LOSS: 1.0}), {F1, LOSS})
+        self.assertEqual(ckpt._is_new_best({F1: 0.5, LOSS: 0.9}), {LOSS})
+        self.assertEqual(ckpt._is_new_best({F1: np.float64(0.6)}), {F1})
+        self.assertIsInstance(ckpt.best_metric_dict[F1], float)
+        model = nn.Linear(2, 2)
+        fresh = self.make()
+        self.assertIs(fresh.load_best_model(model), model)  # nothing to load
+
+    def test_clear_can_be_disabled(self):
+        ckpt = self.make(checkpoint_clear=False)
+        ckpt.checkpoint(1, nn.Linear(2, 2), {})
+        ckpt.clear()
+        self.assertEqual(self.files(), ["checkpoint_1.pth"])
+
+    def test_engine_call_form(self):
+        """The engine's MeTaL-style call: resumable bundles, v0.10 names."""
+        model = nn.Linear(2, 2)
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+        ckpt = self.make(checkpoint_task_metrics=[f"{LOSS}:min"])
+        ckpt.checkpoint({F1: 0.5, LOSS: 0.4}, 1, model, optimizer, None)
+        ckpt.checkpoint({LOSS: 0.3}, 1.5, model, optimizer, None)
+        self.assertEqual(ckpt.best_saves, 1)  # only the main metric counts
+        self.assertEqual(ckpt.best_metric_dict, {F1: 0.5, LOSS: 0.3})
+        self.assertEqual(
+            self.files(),
+            [
+                "best_model_model_all_train_loss.pth",
+                "best_model_task_dataset_valid_f1.pth",
+                "checkpoint_1.pth",
+            ],
+        )
+        bundle = load_checkpoint(ckpt.best_model_path)
+        self.assertEqual((bundle["iteration"], bundle["score"]), (1, 0.5))
+        self.assertTrue(ckpt.periodic_due(2))
+        copy = self.make(checkpoint_task_metrics=[f"{LOSS}:min"])
+        copy.load_state_dict(ckpt.state_dict())
+        self.assertEqual(copy.best_metric_dict, ckpt.best_metric_dict)
+        self.assertTrue(copy.best_model_found)
+        with self.assertRaisesRegex(TypeError, "no other arguments"):
+            ckpt.checkpoint(1, model, {}, optimizer)
+
+    def test_validation_before_the_disk(self):
+        cases = [
+            ({"checkpoint_runway": -1}, "checkpoint_runway"),
+            ({"checkpoint_factor": 0}, "Invalid checkpoint freq"),
+            ({"checkpoint_metric": "task/dataset/valid/f1"}, "metric_name:mode"),
+            ({"checkpoint_metric": "t/d/valid/f1:best"}, "metric mode"),
+            ({"checkpoint_task_metrics": ["t/d/valid/f1"]}, "metric_name:mode"),
+            ({"checkpoint_metric": "f1:max"}, "checkpoint_metric must be formatted"),
+            ({"checkpoint_frequency": 2}, "checkpoint_frequency"),
+        ]
+        for config, message in cases:
+            with self.subTest(config=config):
+                with self.assertRaisesRegex(ValueError, message):
+                    self.make(**config)
+        with self.assertRaisesRegex(ValueError, "Unrecognized counter_unit"):
+            TaskMetricCheckpointer("minutes", 1, checkpoint_dir=self.dir)
+        with self.assertRaisesRegex(ValueError, "checkpoint freq"):
+            TaskMetricCheckpointer("epochs", 0, checkpoint_dir=self.dir)
+        with self.assertRaises(TypeError):
+            self.make(checkpoint_dir=None)
         self.assertFalse(os.path.exists(self.dir))
 
 

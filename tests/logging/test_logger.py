@@ -100,6 +100,13 @@ class LoggerUnitTestCase(unittest.TestCase):
         logged = count_logs(logger, [1] * 8, {3, 7})
         self.assertEqual(logged, [0.5, 1, 1.5, 2])
 
+    def test_fractional_epochs_without_float_noise(self):
+        """0.6 - 0.3 epochs is 0.3 units: every third of ten batches logs."""
+        self.extra = {"batches_per_epoch": 10}
+        logger = self.make(log_unit="epochs", log_train_every=0.3)
+        logged = count_logs(logger, [1] * 10, {9})
+        self.assertEqual(logged, [0.3, 0.6, 0.9])
+
     def test_seconds(self):
         logger = self.make(log_unit="seconds", log_train_every=2)
         logger.timer = FakeTimer()

@@ -4,11 +4,18 @@ import subprocess
 import sys
 import tempfile
 import unittest
+from typing import NamedTuple
 
 import torch
 
 from metal.end_model import EndModel
 from metal.logging import TensorBoardWriter
+
+
+class SmallConfig(NamedTuple):
+    a: int = 8
+    b: str = "hello"
+
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -32,6 +39,22 @@ class TensorBoardWriterTestCase(unittest.TestCase):
         self.assertTrue(any(f.endswith(".run") for f in files))
         with open(writer.log_path) as f:
             self.assertEqual(json.load(f)["run_log"], {"train/loss": [[1, 0.5]]})
+
+    def test_operation_api_forms(self):
+        writer = TensorBoardWriter(run_name="my_run", log_dir=self.tmp.name)
+        folder = os.path.join(self.tmp.name, "my_run")
+        self.assertEqual(writer.log_dir, folder)
+        writer.add_scalar("my_value", value=0.5, step=2)
+        writer.write_config(SmallConfig())
+        writer.write_text("notes", "notes.txt")
+        writer.cleanup()  # closes the event file; no log.json
+        files = sorted(os.listdir(folder))
+        self.assertNotIn("log.json", files)
+        self.assertIn("notes.txt", files)
+        self.assertTrue(any(f.startswith("events.out.tfevents") for f in files))
+        self.assertFalse(any(f.endswith(".my_run") for f in files))
+        with open(os.path.join(folder, "config.json")) as f:
+            self.assertEqual(json.load(f), SmallConfig()._asdict())
 
     def test_training_with_tensorboard(self):
         X = torch.rand(64, 2)

@@ -1,13 +1,30 @@
+import dataclasses
 import json
 import os
 import tempfile
 import unittest
+from typing import NamedTuple
 
 import numpy as np
 import torch
 
 from metal.end_model import EndModel
-from metal.logging import LogWriter
+from metal.logging import LogWriter, LogWriterConfig
+
+
+class Inner(NamedTuple):
+    lr: float = 0.1
+
+
+class Outer(NamedTuple):
+    name: str = "run"
+    inner: Inner = Inner()
+
+
+@dataclasses.dataclass
+class DataConfig:
+    a: int = 8
+    b: str = "hello"
 
 
 class LogWriterTestCase(unittest.TestCase):
@@ -129,6 +146,96 @@ class LogWriterTestCase(unittest.TestCase):
         )
         self.assertEqual(os.path.basename(os.path.normpath(dated.log_subdir)), "run")
         self.assertEqual(dated.run_dir, dated.log_dict["start_date"])
+
+
+class OperationApiLogWriterTestCase(unittest.TestCase):
+    """The v0.10 (LogWriterConfig) vocabulary of the same writer."""
+
+    def setUp(self):
+        self.tmp = tempfile.TemporaryDirectory()
+        self.cwd = os.getcwd()
+        os.chdir(self.tmp.name)
+
+    def tearDown(self):
+        os.chdir(self.cwd)
+        self.tmp.cleanup()
+
+    def read(self, *parts):
+        with open(os.path.join(*parts)) as f:
+            return json.load(f)
+
+    def test_run_name_layout(self):
+        writer = LogWriter(log_dir=self.tmp.name, run_name="my_run")
+        folder = os.path.join(self.tmp.name, "my_run")
+        self.assertEqual(writer.log_dir, folder)
+        self.assertEqual(writer.log_subdir, folder)
+        self.assertEqual(writer.config, LogWriterConfig(self.tmp.name, "my_run"))
+        self.assertFalse(writer.verbose)
+        self.assertTrue(os.path.isdir(folder))
+
+    def test_default_run_name_is_date_and_time(self):
+        writer = LogWriter(**LogWriterConfig()._asdict())
+        date, time, empty = writer.run_name.split("/")
+        self.assertEqual(
+            (len(date.split("_")), len(time.split("_")), empty), (3, 3, "")
+        )
+        self.assertEqual(writer.log_dir, os.path.join("logs", date, time, ""))
+        self.assertTrue(os.path.isdir(os.path.join(self.tmp.name, "logs", date, time)))
+
+    def test_metal_settings_keep_the_metal_layout(self):
+        writer = LogWriter(log_dir=self.tmp.name, run_name="r", verbose=False)
+        self.assertEqual(writer.log_dir, self.tmp.name)
+        self.assertTrue(os.path.basename(writer.log_subdir).startswith("r_"))
+
+    def test_add_scalar_and_write_log(self):
+        writer = LogWriter(log_dir=self.tmp.name, run_name="my_run")
+        writer.add_scalar("my_value", value=0.5, step=2)
+        writer.add_scalar("my_value", val=0.25, i=3)
+        writer.write_log("my_log.json")
+        self.assertEqual(
+            self.read(writer.log_dir, "my_log.json"),
+            {"my_value": [[2, 0.5], [3, 0.25]]},
+        )
+        writer.write_log()  # MeTaL's form: the whole log_dict to log.json
+        self.assertIn("start_time", self.read(writer.log_path))
+        writer.cleanup()  # the Operation API's: the bare run log
+        self.assertEqual(
+            self.read(writer.log_path), {"my_value": [[2, 0.5], [3, 0.25]]}
+        )
+        with self.assertRaisesRegex(TypeError, "step"):
+            writer.add_scalar("my_value", 0.5)
+        with self.assertRaisesRegex(TypeError, "both"):
+            writer.add_scalar("my_value", 0.5, 1, val=0.5)
+
+    def test_write_config_forms(self):
+        writer = LogWriter(log_dir=self.tmp.name, run_name="cfg")
+        writer.write_config(DataConfig())
+        self.assertEqual(
+            self.read(writer.log_dir, "config.json"), {"a": 8, "b": "hello"}
+        )
+        writer.write_config(Outer(), "outer.json")
+        self.assertEqual(
+            self.read(writer.log_dir, "outer.json"),
+            {"name": "run", "inner": {"lr": 0.1}},
+        )
+        writer.write_config({"x": [Inner()]}, config_name="metal")  # MeTaL's name
+        self.assertEqual(self.read(writer.log_dir, "metal.json"), {"x": [{"lr": 0.1}]})
+        writer.write_config({"y": 1}, "plain")
+        self.assertEqual(self.read(writer.log_dir, "plain.json"), {"y": 1})
+
+    def test_write_text_and_json(self):
+        writer = LogWriter(log_dir=self.tmp.name, run_name="files")
+        writer.write_text("hello\n", "notes.txt")
+        with open(os.path.join(writer.log_dir, "notes.txt")) as f:
+            self.assertEqual(f.read(), "hello\n")
+        writer.write_json({"a": 1}, "a.json")
+        self.assertEqual(self.read(writer.log_dir, "a.json"), {"a": 1})
+        with self.assertWarnsRegex(UserWarning, ".json"):
+            writer.write_json({"b": 2}, "b.txt")
+        self.assertEqual(self.read(writer.log_dir, "b.txt"), {"b": 2})
+        self.assertEqual(
+            sorted(os.listdir(writer.log_dir)), ["a.json", "b.txt", "notes.txt"]
+        )
 
 
 if __name__ == "__main__":

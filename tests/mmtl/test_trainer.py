@@ -12,6 +12,7 @@ import torch.nn as nn
 
 from metal.logging import LogWriter, TensorBoardWriter
 from metal.mmtl import (
+    Checkpointer,
     ClassificationTask,
     DictDataLoader,
     DictDataset,
@@ -115,7 +116,14 @@ class TrainerTest(TempDirTestCase):
             },
         )
         trainer.fit(self.model, small_loaders(splits=("train", "valid")))
-        self.assertEqual(os.listdir(folder), ["best_model.pth"])  # snapshots cleared
+        self.assertIsInstance(trainer.checkpointer, Checkpointer)
+        # Snapshots cleared; the best model of the metric stays.
+        self.assertEqual(
+            os.listdir(folder), ["best_model_task1_task1_data_valid_accuracy.pth"]
+        )
+        self.assertIn(
+            "task1/task1_data/valid/accuracy", trainer.checkpointer.best_metric_dict
+        )
         with self.assertRaises(TypeError):
             Trainer(
                 **BASE, checkpointing=True, checkpointer_config={"checkpoint_dir": None}
@@ -145,8 +153,11 @@ class TrainerTest(TempDirTestCase):
         )
         trainer.fit(self.model, small_loaders())
         self.assertIsInstance(trainer.log_writer, LogWriter)
-        with open(os.path.join(log_dir, "log.json", "log.json")) as f:
-            self.assertIn("model/all/train/loss", json.load(f)["run_log"])
+        self.assertIs(trainer.log_manager.log_writer, trainer.log_writer)
+        log_path = os.path.join(trainer.log_writer.log_dir, "log.json")
+        self.assertEqual(log_path, os.path.join(log_dir, "log.json", "log.json"))
+        with open(log_path) as f:
+            self.assertIn("model/all/train/loss", json.load(f))
         trainer = Trainer(**BASE, logging=True, log_writer_config={"log_dir": log_dir})
         trainer.fit(self.model, small_loaders())
         self.assertIsInstance(trainer.log_writer, TensorBoardWriter)
