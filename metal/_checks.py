@@ -12,6 +12,8 @@ import numpy as np
 import scipy.sparse as sparse
 import torch
 
+from metal.utils import arraylike_to_numpy
+
 LabelMatrix = Union[np.ndarray, sparse.csr_matrix]
 
 # Rows per chunk when label matrices are processed piecewise.
@@ -154,8 +156,6 @@ def check_label_vector(
 
     Labels must lie in ``1..k`` (or ``0..k`` when ``allow_abstain``).
     """
-    from metal.utils import arraylike_to_numpy
-
     if Y is None:
         raise ValueError(f"{name} must be a 1-D array of labels; found None.")
     try:

@@ -18,7 +18,12 @@ import torch.nn as nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from metal.metrics import METRICS, metric_score
-from metal.utils import _resolve_device, recursive_merge_dicts, set_seed
+from metal.utils import (
+    _length_or_none,
+    _resolve_device,
+    recursive_merge_dicts,
+    set_seed,
+)
 
 # Probabilities within this distance of a row's maximum count as tied.
 TIE_TOLERANCE = 1e-5
@@ -200,7 +205,7 @@ class Classifier(nn.Module):
         if isinstance(data, (tuple, list)) and not isinstance(data, DataLoader):
             X, Y = unpack_pair(data, "data")
             Y = self._to_numpy(Y)
-            n_x = _n_items(X)
+            n_x = _length_or_none(X)
             if n_x is not None and Y is not None and n_x != len(Y):
                 raise ValueError(
                     f"X and Y must have the same number of items; found {n_x} and "
@@ -752,13 +757,6 @@ def _is_array_like(value) -> bool:
     return isinstance(value, (torch.Tensor, np.ndarray)) or sparse.issparse(value)
 
 
-def _length_or_none(obj) -> Optional[int]:
-    try:
-        return len(obj)
-    except TypeError:
-        return None
-
-
 def _n_examples(batches) -> Optional[int]:
     """Examples per epoch of a DataLoader or ``TensorBatches`` (None if unknown)."""
     if hasattr(batches, "n"):
@@ -858,15 +856,6 @@ def _check_tie_policy(break_ties) -> None:
         "break_ties must be 'random', 'abstain' or an int label; found "
         f"{break_ties!r}."
     )
-
-
-def _n_items(X) -> Optional[int]:
-    if sparse.issparse(X):
-        return X.shape[0]
-    try:
-        return len(X)
-    except TypeError:
-        return None
 
 
 _PLAIN_SCALARS = (str, int, float, bool, type(None))

@@ -36,7 +36,7 @@ import torch.nn as nn
 
 from metal.logging.checkpointer import Checkpointer
 from metal.logging.logger import Logger
-from metal.utils import _resolve_device, move_to_device
+from metal.utils import _length_or_none, _resolve_device, move_to_device
 
 OPTIMIZERS = ("sgd", "adam", "adamax", "rmsprop", "sparseadam")
 LR_SCHEDULERS = (None, "constant", "exponential", "reduce_on_plateau", "linear", "step")
@@ -956,13 +956,6 @@ def _flag_last(iterator: Iterator, length: Optional[int] = None, start: int = 0)
 
 def _is_epoch_factory(batches) -> bool:
     return callable(batches) and not hasattr(batches, "__iter__")
-
-
-def _length_or_none(batches) -> Optional[int]:
-    try:
-        return len(batches)
-    except TypeError:
-        return None
 
 
 def _plain_metrics(metrics: Dict[str, Any]) -> Dict[str, Any]:

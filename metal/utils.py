@@ -67,10 +67,19 @@ class MetalDataset(Dataset):
 
 
 def _length(data) -> int:
-    """Number of items along the first axis (works for sparse matrices too)."""
+    """Number of items along the first axis (works for sparse matrices too);
+    ``TypeError`` for objects without a length."""
     if sparse.issparse(data):
         return data.shape[0]
     return len(data)
+
+
+def _length_or_none(data) -> Optional[int]:
+    """``_length(data)``, or None for objects without a length."""
+    try:
+        return _length(data)
+    except TypeError:
+        return None
 
 
 def rargmax(x, eps: float = 1e-8) -> int:

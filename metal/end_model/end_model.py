@@ -15,7 +15,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
-from metal.classifier import Classifier, _n_items, given_modules, unpack_pair
+from metal.classifier import Classifier, given_modules, unpack_pair
 from metal.end_model.em_defaults import em_default_config
 from metal.end_model.identity_module import IdentityModule
 from metal.end_model.loss import (
@@ -23,7 +23,12 @@ from metal.end_model.loss import (
     SoftCrossEntropyLoss,
     soft_cross_entropy,
 )
-from metal.utils import MetalDataset, pred_to_prob, recursive_merge_dicts
+from metal.utils import (
+    MetalDataset,
+    _length_or_none,
+    pred_to_prob,
+    recursive_merge_dicts,
+)
 
 # Rows per forward pass in predict_proba (bounds activation memory).
 PREDICT_BATCH_SIZE = 4096
@@ -246,7 +251,7 @@ class EndModel(Classifier):
         if isinstance(train_data, (Dataset, DataLoader)):
             return train_data
         X, Y = unpack_pair(train_data, "train_data")
-        n_x = _n_items(X)
+        n_x = _length_or_none(X)
         Y = self._check_train_labels(Y)
         if n_x is not None and n_x != Y.shape[0]:
             raise ValueError(
@@ -308,7 +313,7 @@ class EndModel(Classifier):
             return valid_data
         X, Y = unpack_pair(valid_data, "valid_data")
         Y_t = _labels_to_tensor(Y, "valid_data Y")
-        n_x = _n_items(X)
+        n_x = _length_or_none(X)
         if n_x is not None and n_x != Y_t.shape[0]:
             raise ValueError(
                 f"valid_data: X and Y must have the same number of items; found "

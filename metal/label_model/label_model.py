@@ -386,13 +386,12 @@ class LabelModel(Classifier):
         """Consecutive dense row blocks of the (validated) label matrix."""
         return iter_dense_chunks(L, _CHUNK_ROWS)
 
-    def _overlap_matrix(self, L, blocks: Sequence[dict] = ()) -> np.ndarray:
-        """``O = L_aug^T L_aug / n`` (float64 ``[d, d]``, source-major unary
-        columns first), accumulated chunk by chunk without materialising the
-        one-hot of all of L."""
+    def _overlap_matrix(self, L) -> np.ndarray:
+        """``O = L_ind^T L_ind / n`` (float64 ``[m*k, m*k]``, source-major
+        columns), accumulated chunk by chunk without materialising the one-hot
+        of all of L."""
         device = self._device()
-        d_unary = self.m * self.k
-        d = d_unary + sum(b["end"] - b["start"] for b in blocks)
+        d = self.m * self.k
         O = torch.zeros(d, d, dtype=torch.float64, device=device)
         custom = self._uses_custom_indicators()
         buffer = None if custom else self._chunk_buffer()
@@ -401,22 +400,16 @@ class LabelModel(Classifier):
             if custom:
                 X = torch.as_tensor(self._create_L_ind(chunk), dtype=torch.float32)
                 X = X.to(device)
-                Lc = None
             else:
                 Lc = torch.from_numpy(chunk).to(device)
                 X = self._unary_chunk(Lc, buffer=buffer)
-            if blocks:
-                if Lc is None:
-                    Lc = torch.from_numpy(np.asarray(chunk)).to(device)
-                X = torch.cat([X, self._higher_order_chunk(Lc, blocks)], dim=1)
             # Per-chunk counts are exact in float32 (chunks < 2**24 rows).
             O += (X.T @ X).double()
             n += X.shape[0]
         O = O.cpu().numpy() / max(n, 1)
         if not custom:
-            order = self._value_major_to_source_major(d_unary)
-            full = np.concatenate([order, np.arange(d_unary, d)])
-            O = O[np.ix_(full, full)]
+            order = self._value_major_to_source_major(d)
+            O = O[np.ix_(order, order)]
         return O
 
     def _value_major_to_source_major(self, d_unary: int) -> np.ndarray:
@@ -931,15 +924,15 @@ class LabelModel(Classifier):
         buffer = None if custom else self._chunk_buffer()
         start = 0
         with torch.no_grad():
+            weights = self._log_weights()
+            log_mu, _, log_p = weights
             for chunk in self._iter_L_chunks(L):
                 if custom:
                     X = torch.as_tensor(self._create_L_ind(chunk), dtype=torch.float32)
-                    log_mu = torch.log(self.mu.detach().clamp(*PROB_CLIP))
-                    log_p = torch.log(torch.from_numpy(self.p)).float()
-                    scores = X.to(device) @ log_mu + log_p.to(device)
+                    scores = X.to(device) @ log_mu + log_p
                 else:
                     Lc = torch.from_numpy(chunk).to(device)
-                    scores = self._log_scores(Lc, buffer=buffer)
+                    scores = self._log_scores(Lc, weights, buffer=buffer)
                 rows = scores.shape[0]
                 chunk_probs = torch.softmax(scores.double(), dim=1).cpu().numpy()
                 probs[start : start + rows] = chunk_probs
@@ -964,12 +957,14 @@ class LabelModel(Classifier):
         device = self._device()
         self._set_tensor("mu_higher", torch.zeros(width, k))
         use_tables = False
+        weights = self._log_weights()
         for _ in range(n_iter):
             counts = torch.zeros(width, k, dtype=torch.float64, device=device)
             class_mass = torch.zeros(k, dtype=torch.float64, device=device)
             for chunk in self._iter_L_chunks(L):
                 Lc = torch.from_numpy(chunk).to(device)
-                q = torch.softmax(self._log_scores(Lc, use_tables), dim=1).double()
+                scores = self._log_scores(Lc, weights, use_tables)
+                q = torch.softmax(scores, dim=1).double()
                 class_mass += q.sum(dim=0)
                 for block in self._blocks:
                     code, voted = self._pattern_codes(Lc, block["members"])
@@ -980,17 +975,25 @@ class LabelModel(Classifier):
             self._set_tensor("mu_higher", tables.float())
             use_tables = True
 
-    def _log_scores(
-        self, Lc: torch.Tensor, use_tables: bool = True, buffer=None
-    ) -> torch.Tensor:
-        """Unnormalised log posterior ``[c, k]`` of a dense chunk ``Lc``."""
+    def _log_weights(self):
+        """``(log_mu, log_mu_vm, log_p)``: the clipped log mu in source-major
+        (``[m*k, k]``) and value-major layout and the log class balance, computed
+        once per pass over L."""
         log_mu = torch.log(self.mu.detach().clamp(*PROB_CLIP))
         log_mu_vm = log_mu.view(self.m, self.k, self.k).transpose(0, 1)
         log_mu_vm = log_mu_vm.reshape(self.m * self.k, self.k)
+        log_p = torch.log(torch.from_numpy(self.p)).float().to(log_mu.device)
+        return log_mu, log_mu_vm, log_p
+
+    def _log_scores(
+        self, Lc: torch.Tensor, weights, use_tables: bool = True, buffer=None
+    ) -> torch.Tensor:
+        """Unnormalised log posterior ``[c, k]`` of a dense chunk ``Lc``, from
+        the ``weights`` of ``_log_weights``."""
+        log_mu, log_mu_vm, log_p = weights
         scores = self._unary_chunk(Lc, buffer=buffer) @ log_mu_vm
         if use_tables and self._blocks:
             scores += self._junction_tree_correction(Lc, log_mu)
-        log_p = torch.log(torch.from_numpy(self.p)).float().to(Lc.device)
         return scores + log_p
 
     def _junction_tree_correction(self, Lc: torch.Tensor, log_mu: torch.Tensor):

@@ -133,13 +133,10 @@ class WeakSupervisionLoss(nn.Module):
     def _refit(self) -> None:
         model = self.label_model
         warm_start = None
-        if model.is_trained and not model.inv_form:
+        if model.is_trained:
             warm_start = {"mu": model.mu.detach().double().cpu().numpy()}
-        elif model.is_trained:
-            warm_start = {
-                "mu": model.mu.detach().double().cpu().numpy(),
-                "Z": model.Z.detach().cpu(),
-            }
+            if model.inv_form:
+                warm_start["Z"] = model.Z.detach().cpu()
         L = self.buffer
         if self.n_refits == 0 or model.deps != self.deps:
             model._set_class_balance(self.class_balance, None)
@@ -252,7 +249,8 @@ class WeakSupervisionLoss(nn.Module):
         if model.inv_form and model._blocks:
             with torch.no_grad():
                 Lc = torch.from_numpy(votes).to(model._device())
-                return torch.softmax(model._log_scores(Lc).double().cpu(), dim=1)
+                scores = model._log_scores(Lc, model._log_weights())
+                return torch.softmax(scores.double().cpu(), dim=1)
         if one_hot is None:
             one_hot = self._one_hot(votes)
         log_mu, log_prior = self._log_weights

@@ -23,7 +23,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
-from metal.classifier import _n_items, given_modules, unpack_pair
+from metal.classifier import given_modules, unpack_pair
 from metal.end_model.em_defaults import em_default_config
 from metal.end_model.end_model import (
     PREDICT_BATCH_SIZE,
@@ -43,7 +43,7 @@ from metal.multitask.mt_classifier import (
 from metal.multitask.mt_em_defaults import mt_em_default_config
 from metal.multitask.task_graph import TaskGraph
 from metal.multitask.utils import MultiXYDataset, MultiYDataset, _check_task_list
-from metal.utils import recursive_merge_dicts
+from metal.utils import _length_or_none, recursive_merge_dicts
 
 __all__ = ["MTEndModel"]
 
@@ -461,14 +461,14 @@ class MTEndModel(MTClassifier, EndModel):
                     f"list of {self.t} per-task inputs (found {type(X).__name__})."
                 )
             for s, X_s in enumerate(X):
-                n_x = _n_items(X_s)
+                n_x = _length_or_none(X_s)
                 if n_x is not None and n_x != n:
                     raise ValueError(
                         f"{name}: X[{s}] (task {s}) has {n_x} items but the labels "
                         f"have {n}."
                     )
         else:
-            n_x = _n_items(X)
+            n_x = _length_or_none(X)
             if n_x is not None and n_x != n:
                 raise ValueError(f"{name}: X has {n_x} items but the labels have {n}.")
 

@@ -13,6 +13,7 @@ import numpy as np
 import scipy.sparse as sparse
 from torch.utils.data import Dataset
 
+from metal.utils import _length as utils_length
 from metal.utils import arraylike_to_numpy
 
 __all__ = ["MultiYDataset", "MultiXYDataset"]
@@ -22,10 +23,8 @@ _FEASIBLE_CHUNK_ROWS = 16384
 
 
 def _length(data) -> int:
-    if sparse.issparse(data):
-        return data.shape[0]
     try:
-        return len(data)
+        return utils_length(data)
     except TypeError:
         raise ValueError(
             f"expected a sequence indexable by item; found {type(data).__name__}."
