@@ -190,21 +190,13 @@ def scenario_snorkel(n, m, k, coverage):
 def scenario_real_data():
     sys.path.insert(0, os.path.join(ROOT, "tutorials"))
     from tennis_rally import load_tennis_rally
-    from youtube_spam import LF_NAMES, apply_lfs, load_spam_data
+    from youtube_spam import apply_lfs, lf_dependencies, load_spam_data
 
     from metal.label_model import LabelModel, MajorityLabelVoter
 
     train, test = load_spam_data()
     L_train, L_test = apply_lfs(train["text"]), apply_lfs(test["text"])
-    name = {n: i for i, n in enumerate(LF_NAMES)}
-    # The spam keyword LFs fire together on the same comments ("check out my
-    # channel", "subscribe to my channel"): declared as dependencies.
-    deps = [
-        (name["check_out"], name["my_channel"]),
-        (name["subscribe"], name["my_channel"]),
-        (name["check_out"], name["link"]),
-        (name["link"], name["my_channel"]),
-    ]
+    deps = lf_dependencies()  # correlated spam LFs (see youtube_spam.py)
     results = {}
     lm_scores = []
     for seed in range(5):

@@ -22,7 +22,12 @@ from sklearn.feature_extraction.text import CountVectorizer
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from youtube_spam import LF_NAMES, apply_lfs, load_spam_data  # noqa: E402
+from youtube_spam import (  # noqa: E402
+    LF_NAMES,
+    apply_lfs,
+    lf_dependencies,
+    load_spam_data,
+)
 
 from metal.analysis import lf_summary  # noqa: E402
 from metal.end_model import EndModel  # noqa: E402
@@ -30,15 +35,6 @@ from metal.label_model import LabelModel, MajorityLabelVoter  # noqa: E402
 from metal.utils import split_data  # noqa: E402
 
 SEED = 123
-
-# The spam keyword LFs fire together on the same comments ("check out my
-# channel", "subscribe to my channel", links): declared as dependencies.
-CORRELATED_LFS = [
-    ("check_out", "my_channel"),
-    ("subscribe", "my_channel"),
-    ("check_out", "link"),
-    ("link", "my_channel"),
-]
 
 
 def main() -> None:
@@ -57,10 +53,9 @@ def main() -> None:
     )
     train_idx, dev_idx = np.asarray(train_idx), np.asarray(dev_idx)
 
-    index = {name: i for i, name in enumerate(LF_NAMES)}
-    deps = [(index[a], index[b]) for a, b in CORRELATED_LFS]
+    # Correlated spam LFs, declared as dependencies (see youtube_spam.py).
     label_model = LabelModel(k=2, seed=SEED, verbose=False)
-    label_model.train_model(L_train, deps=deps)
+    label_model.train_model(L_train, deps=lf_dependencies())
     Y_train_probs = label_model.predict_proba(L_train)
 
     majority_vote = MajorityLabelVoter(k=2, verbose=False)

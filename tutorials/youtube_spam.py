@@ -125,6 +125,22 @@ LF_NAMES = [
 ]
 
 
+# The spam keyword LFs fire together on the same comments ("check out my
+# channel", "subscribe to my channel", links): pairs to declare as dependencies.
+CORRELATED_LFS = [
+    ("check_out", "my_channel"),
+    ("subscribe", "my_channel"),
+    ("check_out", "link"),
+    ("link", "my_channel"),
+]
+
+
+def lf_dependencies(lf_names: Sequence[str] = LF_NAMES) -> List[Tuple[int, int]]:
+    """``CORRELATED_LFS`` as ``(i, j)`` column indices of the label matrix."""
+    index = {name: i for i, name in enumerate(lf_names)}
+    return [(index[a], index[b]) for a, b in CORRELATED_LFS]
+
+
 def apply_lfs(texts: Sequence[str], lfs: Sequence[Callable] = LFS) -> np.ndarray:
     """The label matrix ``[n, len(lfs)]`` (int8; 0 abstain, 1 ham, 2 spam)."""
     return np.array([[lf(t) for lf in lfs] for t in texts], dtype=np.int8)

@@ -87,17 +87,9 @@ class YouTubeSpamTest(unittest.TestCase):
         cls.L_train = yt.apply_lfs(train["text"])
         cls.L_test = yt.apply_lfs(test["text"])
         cls.Y_test = test["label"].to_numpy()
-        lf = {name: j for j, name in enumerate(yt.LF_NAMES)}
-        # The spam keyword LFs fire together ("check out my channel"):
-        # declared as dependencies, as benchmarks/label_model.py does.
-        deps = [
-            (lf["check_out"], lf["my_channel"]),
-            (lf["subscribe"], lf["my_channel"]),
-            (lf["check_out"], lf["link"]),
-            (lf["link"], lf["my_channel"]),
-        ]
+        # The correlated spam keyword LFs are declared as dependencies.
         cls.label_model = LabelModel(k=2, seed=123, verbose=False)
-        cls.label_model.train_model(cls.L_train, deps=deps)
+        cls.label_model.train_model(cls.L_train, deps=yt.lf_dependencies())
         covered = (cls.L_train != 0).any(axis=1)
         cls.Y_probs = cls.label_model.predict_proba(cls.L_train)[covered]
         cls.train_texts = train["text"][covered].tolist()
