@@ -203,7 +203,7 @@ class Classifier(nn.Module):
         internally); Datasets and DataLoaders are iterated batch by batch.
         """
         if isinstance(data, (tuple, list)) and not isinstance(data, DataLoader):
-            X, Y = unpack_pair(data, "data")
+            X, Y = _unpack_pair(data, "data")
             Y = self._to_numpy(Y)
             n_x = _length_or_none(X)
             if n_x is not None and Y is not None and n_x != len(Y):
@@ -609,7 +609,7 @@ class Classifier(nn.Module):
         if data is None:
             return None
         if isinstance(data, (tuple, list)) and not isinstance(data, DataLoader):
-            X, Y = unpack_pair(data, "valid_data")
+            X, Y = _unpack_pair(data, "valid_data")
             X_t = self._as_model_data(X)
             return (X if X_t is None else X_t, Y)
         return data
@@ -827,7 +827,7 @@ def _restore_saved_config(current: dict, saved: dict, top: bool = True) -> dict:
     return merged
 
 
-def unpack_pair(data, name: str):
+def _unpack_pair(data, name: str):
     """``(X, Y)`` from a 2-element tuple/list, else ``ValueError`` naming ``name``."""
     if not isinstance(data, (tuple, list)):
         raise ValueError(
@@ -842,7 +842,7 @@ def unpack_pair(data, name: str):
     return data
 
 
-def given_modules(**modules) -> dict:
+def _given_modules(**modules) -> dict:
     """The keyword arguments that are not None (constructor modules to record)."""
     return {name: module for name, module in modules.items() if module is not None}
 

@@ -15,7 +15,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
-from metal.classifier import Classifier, given_modules, unpack_pair
+from metal.classifier import Classifier, _given_modules, _unpack_pair
 from metal.end_model.em_defaults import em_default_config
 from metal.end_model.identity_module import IdentityModule
 from metal.end_model.loss import (
@@ -79,7 +79,7 @@ class EndModel(Classifier):
             )
         super().__init__(k=layer_out_dims[-1], config=config)
         self._build(input_module, middle_modules, head_module)
-        modules = given_modules(
+        modules = _given_modules(
             input_module=input_module,
             middle_modules=middle_modules,
             head_module=head_module,
@@ -250,7 +250,7 @@ class EndModel(Classifier):
         """Check ``(X, Y)`` and convert ``Y`` to float ``[n, k]`` probabilities."""
         if isinstance(train_data, (Dataset, DataLoader)):
             return train_data
-        X, Y = unpack_pair(train_data, "train_data")
+        X, Y = _unpack_pair(train_data, "train_data")
         n_x = _length_or_none(X)
         Y = self._check_train_labels(Y)
         if n_x is not None and n_x != Y.shape[0]:
@@ -311,7 +311,7 @@ class EndModel(Classifier):
         """Check ``(X, Y)`` validation data (gold labels in ``0..k``)."""
         if valid_data is None or isinstance(valid_data, (Dataset, DataLoader)):
             return valid_data
-        X, Y = unpack_pair(valid_data, "valid_data")
+        X, Y = _unpack_pair(valid_data, "valid_data")
         Y_t = _labels_to_tensor(Y, "valid_data Y")
         n_x = _length_or_none(X)
         if n_x is not None and n_x != Y_t.shape[0]:

@@ -13,7 +13,7 @@ from typing import List, Optional, Sequence
 import numpy as np
 from torch.utils.data import DataLoader
 
-from metal.classifier import Classifier, unpack_pair
+from metal.classifier import Classifier, _unpack_pair
 from metal.metrics import METRICS, metric_score
 from metal.multitask.task_graph import TaskGraph
 from metal.multitask.utils import MultiXYDataset, MultiYDataset, _check_task_list
@@ -189,7 +189,7 @@ class MTClassifier(Classifier):
         """Predict on ``data``; return ``(Y_p, Y)`` or ``(Y_p, Y, Y_s)``, each a
         list over tasks."""
         if isinstance(data, (tuple, list)) and not isinstance(data, DataLoader):
-            X, Y = unpack_pair(data, "data")
+            X, Y = _unpack_pair(data, "data")
             Y = [self._gold_vector(Y_s) for Y_s in _check_task_list(Y, "Y")]
             Y_p, Y_s = self.predict(
                 X, break_ties=break_ties, return_probs=True, **kwargs

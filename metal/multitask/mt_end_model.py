@@ -23,7 +23,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
-from metal.classifier import given_modules, unpack_pair
+from metal.classifier import _given_modules, _unpack_pair
 from metal.end_model.em_defaults import em_default_config
 from metal.end_model.end_model import (
     PREDICT_BATCH_SIZE,
@@ -107,7 +107,7 @@ class MTEndModel(MTClassifier, EndModel):
         self.K = list(task_graph.K)
         self.t = task_graph.t
         self._build(input_modules, middle_modules, head_modules)
-        modules = given_modules(
+        modules = _given_modules(
             input_modules=input_modules,
             middle_modules=middle_modules,
             head_modules=head_modules,
@@ -405,7 +405,7 @@ class MTEndModel(MTClassifier, EndModel):
         float ``[n, K_s]`` probabilities."""
         if isinstance(train_data, (Dataset, DataLoader)):
             return train_data
-        X, Y = unpack_pair(train_data, "train_data")
+        X, Y = _unpack_pair(train_data, "train_data")
         Y = self._check_task_labels(Y, "train_data Y")
         Y = [
             self._check_train_labels(Y_s, k=K_s, name=f"train_data Y[{s}] (task {s})")
@@ -419,7 +419,7 @@ class MTEndModel(MTClassifier, EndModel):
         ``0..K_s``, or probabilities ``[n, K_s]``)."""
         if valid_data is None or isinstance(valid_data, (Dataset, DataLoader)):
             return valid_data
-        X, Y = unpack_pair(valid_data, "valid_data")
+        X, Y = _unpack_pair(valid_data, "valid_data")
         Y = self._check_task_labels(Y, "valid_data Y")
         lengths = []
         for s, (Y_s, K_s) in enumerate(zip(Y, self.K)):
