@@ -6,6 +6,7 @@ Label conventions: ``predict_proba`` returns ``[n, k]`` probabilities whose colu
 tie resolved by abstaining); gold labels equal to 0 are ignored by ``score``.
 """
 
+import copy
 import importlib
 import os
 import tempfile
@@ -45,6 +46,17 @@ class Classifier(nn.Module):
 
     # True when the subclass applies its own L2 penalty (optimizer weight_decay=0).
     implements_l2 = False
+
+    # The complete default config tree of the model class: every key its config
+    # merge accepts (subclasses set it).
+    _config_defaults: Dict[str, Any] = {}
+
+    @classmethod
+    def default_config(cls) -> Dict[str, Any]:
+        """A fresh copy of the class's complete default config: every key that
+        ``__init__``, ``train_model`` and ``update_config`` accept, flat or
+        nested (the model tuners route search keys with it)."""
+        return copy.deepcopy(cls._config_defaults)
 
     def __init__(self, k, config):
         super().__init__()

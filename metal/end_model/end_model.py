@@ -57,6 +57,8 @@ class EndModel(Classifier):
             invalid loss settings.
     """
 
+    _config_defaults = em_default_config
+
     def __init__(
         self,
         layer_out_dims: Sequence[int],
@@ -67,7 +69,7 @@ class EndModel(Classifier):
     ):
         layer_out_dims = _check_layer_out_dims(layer_out_dims)
         config = recursive_merge_dicts(
-            em_default_config,
+            self._config_defaults,
             {**kwargs, "layer_out_dims": layer_out_dims},
             misses="exception",
             verbose=False,

@@ -142,11 +142,12 @@ class LabelModel(Classifier):
     """
 
     implements_l2 = True
+    _config_defaults = lm_default_config
 
     def __init__(self, k: int = 2, **kwargs):
         k = check_int(k, "k", minimum=2)
         config = recursive_merge_dicts(
-            lm_default_config, kwargs, misses="exception", verbose=False
+            self._config_defaults, kwargs, misses="exception", verbose=False
         )
         super().__init__(k, config)
         self._record_init_kwargs(k=k, **kwargs)

@@ -81,6 +81,10 @@ class MTEndModel(MTClassifier, EndModel):
             layer without ``head_modules``, or a head emitting the wrong width.
     """
 
+    _config_defaults = recursive_merge_dicts(
+        em_default_config, mt_em_default_config, misses="insert", verbose=False
+    )
+
     def __init__(
         self,
         layer_out_dims: Sequence[int],
@@ -92,11 +96,8 @@ class MTEndModel(MTClassifier, EndModel):
         **kwargs,
     ):
         layer_out_dims = _check_layer_out_dims(layer_out_dims)
-        defaults = recursive_merge_dicts(
-            em_default_config, mt_em_default_config, misses="insert", verbose=False
-        )
         config = recursive_merge_dicts(
-            defaults,
+            self._config_defaults,
             {**kwargs, "layer_out_dims": layer_out_dims},
             misses="exception",
             verbose=False,

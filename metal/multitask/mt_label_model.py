@@ -23,7 +23,6 @@ from torch.utils.data import DataLoader
 
 from metal._checks import check_label_matrix, iter_dense_chunks
 from metal.label_model.label_model import _CHUNK_ROWS, LabelModel
-from metal.label_model.lm_defaults import lm_default_config
 from metal.multitask.mt_classifier import (
     MTClassifier,
     resolve_task_graph,
@@ -83,7 +82,7 @@ class MTLabelModel(MTClassifier, LabelModel):
         **kwargs,
     ):
         config = recursive_merge_dicts(
-            lm_default_config, kwargs, misses="exception", verbose=False
+            self._config_defaults, kwargs, misses="exception", verbose=False
         )
         task_graph = resolve_task_graph(K, task_graph)
         MTClassifier.__init__(self, K=task_graph.K, config=config)
