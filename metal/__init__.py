@@ -8,8 +8,7 @@ The top-level names are imported lazily, so ``import metal`` is cheap and never
 fails because an optional dependency is missing.
 """
 
-import importlib
-
+from metal._lazy import lazy_exports
 from metal._version import __version__
 
 __all__ = [
@@ -31,13 +30,4 @@ _EXPORTS = {
 }
 
 
-def __getattr__(name):
-    if name in _EXPORTS:
-        value = getattr(importlib.import_module(_EXPORTS[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'metal' has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(list(globals()) + __all__)
+__getattr__, __dir__ = lazy_exports(__name__, globals(), _EXPORTS)

@@ -1,8 +1,10 @@
 """The one training loop of ``metal``.
 
-Every trainable model trains through ``Engine.fit``: ``Classifier.train_model``
-(EndModel, MTEndModel) and the mmtl trainers are thin front doors that turn
-their own config vocabulary into an ``EngineConfig`` and hand over:
+Every trainable model trains through ``Engine.fit``. The front doors
+(``train_model`` of EndModel and MTEndModel, the mmtl ``Trainer.fit`` and
+``MultitaskTrainer.train_model``) are thin translations: ``metal.run`` turns
+their config vocabulary into an ``EngineConfig`` (the typed run description
+this loop knows) and builds the run's callbacks; the engine is handed:
 
 * ``batches``: anything iterable once per epoch (a DataLoader, ``TensorBatches``,
   a list), or a function ``epoch -> iterable`` (e.g. a multitask batch
@@ -12,55 +14,51 @@ their own config vocabulary into an ``EngineConfig`` and hand over:
   mean loss) or ``(loss_dict, count_dict)``: per-name mean losses (e.g. per
   task) whose plain sum is optimised, with the number of examples behind each;
   an empty ``loss_dict`` skips the batch.
-* a ``Logger`` (log units, when to log and validate, where to write),
-  optionally a ``Checkpointer``, and callbacks ``evaluate(model) -> {name:
+* ``callbacks`` (``metal.callbacks.Callback``): the logger, the run-log
+  writer, the checkpointer; and two functions ``evaluate(model) -> {name:
   value}`` (run when validation is due) and ``train_metrics(model) -> {name:
   value}`` (run at every log).
 
-The engine owns everything in between: the optimizer, learning-rate schedule
-(with warmup and a floor), gradient clipping, the NaN check, running losses,
-logging, checkpointing (with the training position and RNG states, so a killed
-run resumes exactly), the progress bar and restoring the best model. It returns
-a ``TrainingResult``.
+The engine owns the loop and its state (``LoopState``): the optimizer, the
+learning-rate schedule (warmup, a floor), gradient clipping, the NaN check,
+running losses, when to log and to validate, the progress bar and the state a
+checkpoint needs to resume exactly. It returns a ``TrainingResult``.
 """
 
 import random
 import warnings
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Iterable, Iterator, Optional, Tuple, Union
+from typing import (
+    Any,
+    Callable,
+    Dict,
+    Iterable,
+    Iterator,
+    Optional,
+    Sequence,
+    Tuple,
+    Union,
+)
 
 import numpy as np
-import scipy.sparse as sparse
 import torch
 import torch.nn as nn
 
-from metal.logging.checkpointer import Checkpointer
-from metal.logging.logger import Logger
+from metal._data import first_dim_size
+from metal._io import plain_number
+from metal.callbacks import Callback, Progress, check_log_unit, valid_every_logs
 from metal.utils import _length_or_none, _resolve_device, move_to_device
 
 OPTIMIZERS = ("sgd", "adam", "adamax", "rmsprop", "sparseadam")
 LR_SCHEDULERS = (None, "constant", "exponential", "reduce_on_plateau", "linear", "step")
-WARMUP_UNITS = ("batches", "epochs")
+WARMUP_UNITS = ("batches", "epochs", "fraction")
 LR_STEP_UNITS = ("epochs", "batches")
-
-# Which sub-dict of a MeTaL v0.5 ``optimizer_config`` holds each optimizer's kwargs.
-_V05_OPTIMIZER_SUBCONFIG = {
-    "sgd": "sgd_config",
-    "adam": "adam_config",
-    "adamax": "adam_config",
-    "sparseadam": "adam_config",
-    "rmsprop": "rmsprop_config",
-}
-_V05_SCHEDULER_SUBCONFIG = {
-    "exponential": "exponential_config",
-    "reduce_on_plateau": "plateau_config",
-    "step": "step_config",
-}
 
 
 @dataclass
 class EngineConfig:
-    """Everything ``Engine.fit`` needs to know besides data, loss and callbacks.
+    """The typed description of a training run: everything ``Engine.fit``
+    needs to know besides data, loss and callbacks.
 
     Attributes:
         n_epochs: passes over the training batches.
@@ -75,13 +73,20 @@ class EngineConfig:
         lr_step_unit: step the scheduler after every ``"epochs"`` or
             ``"batches"`` (``"linear"`` always steps per batch).
         warmup_steps: linear warmup length (0 = none), in ``warmup_unit``.
-        warmup_unit: ``"batches"`` or ``"epochs"``.
+        warmup_unit: ``"batches"``, ``"epochs"`` or ``"fraction"`` (of all
+            the run's batches).
         min_lr: floor on the learning rate after each scheduler step.
         lr_freeze: the scheduler does not step during the first
             ``lr_freeze - 1`` epochs.
         plateau_metric / plateau_mode: the logged metric ``reduce_on_plateau``
             follows and whether lower (``"min"``) or higher (``"max"``) is
             better; it steps only with a value computed since its last step.
+        log_unit: the unit of ``log_every``/``valid_every``: ``"seconds"``,
+            ``"examples"``, ``"batches"`` or ``"epochs"``.
+        log_every: log (the running loss, the lr, train metrics) every this
+            many units.
+        valid_every: validate every this many units: a positive multiple of
+            ``log_every``, or 0 never to validate during training.
         loss_metric: name under which the running training loss is logged.
         lr_metric: name under which the learning rate is logged (None: not).
         evaluate_at_end: validate once more after the last batch unless the
@@ -105,6 +110,9 @@ class EngineConfig:
     lr_freeze: int = 0
     plateau_metric: Optional[str] = None
     plateau_mode: str = "min"
+    log_unit: str = "epochs"
+    log_every: float = 1
+    valid_every: float = 0
     loss_metric: str = "train/loss"
     lr_metric: Optional[str] = None
     evaluate_at_end: bool = False
@@ -112,7 +120,7 @@ class EngineConfig:
     progress_bar: bool = False
     verbose: bool = False
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         if isinstance(self.n_epochs, bool) or not isinstance(
             self.n_epochs, (int, np.integer)
         ):
@@ -152,6 +160,13 @@ class EngineConfig:
                 "The sparseadam optimizer does not support l2 (weight decay); set "
                 "l2=0 or choose another optimizer."
             )
+        self.log_unit = check_log_unit(self.log_unit)
+        valid_every_logs(self.log_every, self.valid_every)
+
+    @property
+    def valid_every_logs(self) -> int:
+        """Validate at every this many log events (0 = never)."""
+        return valid_every_logs(self.log_every, self.valid_every)
 
 
 @dataclass
@@ -227,47 +242,36 @@ def _check_sparse_gradients_only(model: nn.Module) -> None:
         )
 
 
-def v05_optimizer_settings(optimizer_config: dict) -> Tuple[str, dict]:
-    """``(name, kwargs)`` from a MeTaL v0.5 ``optimizer_config`` dict
-    (``optimizer``, ``optimizer_common`` and the per-optimizer sub-dicts)."""
-    name = optimizer_config.get("optimizer")
-    if name not in _V05_OPTIMIZER_SUBCONFIG:
-        raise ValueError(
-            f"Unrecognized optimizer option {name!r}; choose from {list(OPTIMIZERS)}."
-        )
-    kwargs = dict(optimizer_config.get("optimizer_common") or {})
-    kwargs.update(optimizer_config.get(_V05_OPTIMIZER_SUBCONFIG[name]) or {})
-    return name, kwargs
-
-
-def v05_scheduler_kwargs(name: Optional[str], lr_scheduler_config: dict) -> dict:
-    """The torch scheduler kwargs for ``name`` from a v0.5 ``lr_scheduler_config``."""
-    if name not in LR_SCHEDULERS:
-        raise ValueError(
-            f"Unrecognized lr scheduler option {name!r}; choose from "
-            f"{list(LR_SCHEDULERS)}."
-        )
-    key = _V05_SCHEDULER_SUBCONFIG.get(name)
-    return dict((lr_scheduler_config or {}).get(key) or {}) if key else {}
-
-
 def warmup_batches(
-    warmup_steps: float, warmup_unit: str, batches_per_epoch: Optional[int]
+    warmup_steps: float,
+    warmup_unit: str,
+    batches_per_epoch: Optional[int],
+    total_batches: Optional[int] = None,
 ) -> int:
-    """Warmup length in batches (0 when ``warmup_steps`` is falsy)."""
+    """Warmup length in batches: ``int(warmup_steps)`` batches,
+    ``int(warmup_steps * batches_per_epoch)`` for ``"epochs"``, or
+    ``int(warmup_steps * total_batches)`` for ``"fraction"`` (of the whole run);
+    0 when ``warmup_steps`` is falsy."""
     if not warmup_steps:
         return 0
     if warmup_steps < 0:
         raise ValueError(f"warmup_steps must be >= 0; found {warmup_steps}.")
     if warmup_unit == "batches":
-        return max(1, int(warmup_steps))
+        return int(warmup_steps)
     if warmup_unit == "epochs":
         if not batches_per_epoch:
             raise ValueError(
                 "warmup_unit='epochs' needs the number of batches per epoch; use "
                 "warmup_unit='batches' with batches whose length is unknown."
             )
-        return max(1, int(warmup_steps * batches_per_epoch))
+        return int(warmup_steps * batches_per_epoch)
+    if warmup_unit == "fraction":
+        if not total_batches:
+            raise ValueError(
+                "A warmup given as a fraction of the run needs the total number of "
+                "batches; the training batches must have a length."
+            )
+        return int(warmup_steps * total_batches)
     raise ValueError(
         f"warmup_unit must be one of {list(WARMUP_UNITS)}; found {warmup_unit!r}."
     )
@@ -401,99 +405,11 @@ class LRSchedule:
         self._pending_metric = state.get("pending_metric")
 
 
-# ------------------------------------------------------------ tensor batches
-class TensorBatches:
-    """Mini-batches sliced straight from in-memory data (no per-item collation).
-
-    Args:
-        data: a tuple/list (possibly nested) of torch tensors and scipy.sparse
-            matrices sharing the first dimension ``n``; each batch has the same
-            nesting, sparse rows densified to float32 tensors.
-        batch_size: examples per batch.
-        shuffle: draw a new order each epoch (``torch.randperm``, torch's global
-            RNG, so seeding torch makes it reproducible).
-        drop_last: drop a final incomplete batch.
-    """
-
-    def __init__(
-        self, data, batch_size: int = 32, shuffle: bool = True, drop_last=False
-    ):
-        leaves = list(_leaves(data))
-        if not leaves:
-            raise ValueError("TensorBatches needs at least one tensor.")
-        sizes = {leaf.shape[0] for leaf in leaves}
-        if len(sizes) != 1:
-            raise ValueError(
-                "All tensors must have the same number of items; found "
-                f"{sorted(sizes)}."
-            )
-        if isinstance(batch_size, bool) or not isinstance(
-            batch_size, (int, np.integer)
-        ):
-            raise ValueError(
-                f"batch_size must be a positive integer; found {batch_size!r}."
-            )
-        if batch_size < 1:
-            raise ValueError(
-                f"batch_size must be a positive integer; found {batch_size}."
-            )
-        self.data = _as_csr(data)
-        self.n = sizes.pop()
-        self.batch_size = int(batch_size)
-        self.shuffle = shuffle
-        self.drop_last = drop_last
-
-    def __len__(self) -> int:
-        if self.drop_last:
-            return self.n // self.batch_size
-        return -(-self.n // self.batch_size)
-
-    def __iter__(self) -> Iterator:
-        order = torch.randperm(self.n) if self.shuffle else None
-        stop = len(self) * self.batch_size
-        for start in range(0, min(stop, self.n), self.batch_size):
-            if order is None:
-                index = slice(start, start + self.batch_size)
-            else:
-                index = order[start : start + self.batch_size]
-            yield _take(self.data, index)
-
-
-def _leaves(data):
-    if isinstance(data, (tuple, list)):
-        for item in data:
-            yield from _leaves(item)
-    elif isinstance(data, torch.Tensor) or sparse.issparse(data):
-        yield data
-    else:
-        raise ValueError(
-            "TensorBatches takes tensors and scipy.sparse matrices (in tuples or "
-            f"lists); found {type(data).__name__}."
-        )
-
-
-def _as_csr(data):
-    if isinstance(data, (tuple, list)):
-        return type(data)(_as_csr(item) for item in data)
-    if sparse.issparse(data):
-        return sparse.csr_matrix(data)
-    return data
-
-
-def _take(data, index):
-    if isinstance(data, (tuple, list)):
-        return type(data)(_take(item, index) for item in data)
-    if isinstance(data, torch.Tensor):
-        return data[index]
-    rows = data[index.numpy() if isinstance(index, torch.Tensor) else index]
-    return torch.from_numpy(rows.toarray()).to(torch.float32)
-
-
-# --------------------------------------------------------------------- engine
-class _RunningLoss:
+# --------------------------------------------------------------------- state
+class RunningLoss:
     """Example-weighted running means of the losses since the last log."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.reset()
 
     def reset(self) -> None:
@@ -529,63 +445,121 @@ class _RunningLoss:
         self.parts = {name: list(acc) for name, acc in state["parts"].items()}
 
 
+@dataclass
+class LoopState:
+    """Where the loop stands: everything a checkpoint stores to resume exactly.
+
+    Attributes:
+        progress: the run's ``Progress`` (examples, batches, epochs, log units).
+        running: the running losses since the last log.
+        epoch: the current epoch (0-based).
+        batches_done: batches of the current epoch done.
+        epochs_completed: epochs finished.
+        metrics_hist: the latest value of every metric logged.
+        last_metrics: the metrics of the last log event.
+        validated: whether validation ever ran.
+        last_log_validated: whether the last log event validated.
+        batches_seen: batches trained in this process (not stored).
+        epoch_start_rng: RNG states at the start of the current epoch (a
+            resumed epoch replays its batch order from them).
+        resume_rng: RNG states of the checkpoint being resumed.
+    """
+
+    progress: Progress
+    running: RunningLoss = field(default_factory=RunningLoss)
+    epoch: int = 0
+    batches_done: int = 0
+    epochs_completed: int = 0
+    metrics_hist: Dict[str, Any] = field(default_factory=dict)
+    last_metrics: Dict[str, Any] = field(default_factory=dict)
+    validated: bool = False
+    last_log_validated: bool = False
+    batches_seen: int = 0
+    epoch_start_rng: Optional[Dict[str, Any]] = None
+    resume_rng: Optional[Dict[str, Any]] = None
+
+    def state_dict(self, epoch_finished: bool, device=None) -> Dict[str, Any]:
+        """Plain data (tensors and Python values) for a checkpoint."""
+        return {
+            "epoch": self.epoch,
+            "batches_done": self.batches_done,
+            "epoch_finished": bool(epoch_finished),
+            "epochs_completed": self.epochs_completed,
+            "logger": self.progress.state_dict(),
+            "running": self.running.state_dict(),
+            "metrics_hist": _plain_metrics(self.metrics_hist),
+            "validated": self.validated,
+            "rng": capture_rng_state(device),
+            "epoch_start_rng": self.epoch_start_rng,
+        }
+
+    def load_state_dict(self, state: Dict[str, Any]) -> None:
+        self.epoch = state["epoch"]
+        self.batches_done = state["batches_done"]
+        self.epochs_completed = state["epochs_completed"]
+        self.progress.load_state_dict(state["logger"])
+        self.running.load_state_dict(state["running"])
+        self.metrics_hist = dict(state["metrics_hist"])
+        self.validated = state.get("validated", False)
+        self.epoch_start_rng = state["epoch_start_rng"]
+        self.resume_rng = state["rng"]
+
+
+# --------------------------------------------------------------------- engine
 class Engine:
     """Trains ``model`` by the settings in ``config`` (see the module docstring).
 
     Args:
         model: the ``nn.Module`` whose parameters are optimised.
         config: an ``EngineConfig``.
-        logger: a ``metal.logging.Logger`` (it holds the writer, if any).
-        checkpointer: a ``metal.logging.Checkpointer`` or None.
+        callbacks: ``metal.callbacks.Callback``s (logger, writer, checkpointer),
+            called in this order.
         evaluate: ``f(model) -> {metric name: value}``, run (in eval mode, under
-            ``torch.no_grad``) whenever the logger says validation is due.
+            ``torch.no_grad``) whenever validation is due.
         train_metrics: ``f(model) -> {metric name: value}`` run at every log.
         batch_size_fn: ``f(batch) -> int`` examples in a batch (default: the
             first dimension of the first tensor found in it).
         extra_state: plain data stored in every checkpoint (e.g. the front
             door's config), under ``bundle["training_state"]["extra"]``.
 
-    After ``fit``: ``optimizer``, ``lr_schedule`` (and ``lr_scheduler``, the torch
-    scheduler or None), ``metrics_hist``.
+    During and after ``fit``: ``state`` (a ``LoopState``), ``progress``,
+    ``optimizer``, ``lr_schedule`` (and ``lr_scheduler``, the torch scheduler
+    or None), ``metrics_hist``.
     """
 
     def __init__(
         self,
         model: nn.Module,
         config: EngineConfig,
-        logger: Logger,
-        checkpointer: Optional[Checkpointer] = None,
+        callbacks: Sequence[Callback] = (),
         evaluate: Optional[Callable[[nn.Module], Dict[str, Any]]] = None,
         train_metrics: Optional[Callable[[nn.Module], Dict[str, Any]]] = None,
         batch_size_fn: Optional[Callable[[Any], int]] = None,
         extra_state: Optional[Dict[str, Any]] = None,
-    ):
+    ) -> None:
         self.model = model
         self.config = config
-        self.logger = logger
-        self.checkpointer = checkpointer
+        self.callbacks = list(callbacks)
         self.evaluate = evaluate
         self.train_metrics = train_metrics
         self.batch_size_fn = batch_size_fn or first_dim_size
         self.extra_state = extra_state
         self.device = _resolve_device(config.device)
-        self.optimizer = None
-        self.lr_schedule = None
-        self.metrics_hist: Dict[str, Any] = {}
-        self.last_metrics: Dict[str, Any] = {}
-        self._running = _RunningLoss()
-        self._epoch = 0
-        self._batches_done = 0
-        self._epochs_completed = 0
-        self._epoch_start_rng = None
-        self._resume_rng = None
-        self._last_log_validated = False
-        self._validated = False
-        self._batches_seen = 0
-        self._best_at_batch = None
+        self.optimizer: Optional[torch.optim.Optimizer] = None
+        self.lr_schedule: Optional[LRSchedule] = None
+        self.state = LoopState(Progress(config.log_unit))
+        self._valid_every_logs = config.valid_every_logs
         self._move_batches = False
         self._per_batch_schedule = True
-        self._clip_params = []
+        self._clip_params: list = []
+
+    @property
+    def progress(self) -> Progress:
+        return self.state.progress
+
+    @property
+    def metrics_hist(self) -> Dict[str, Any]:
+        return self.state.metrics_hist
 
     @property
     def lr_scheduler(self):
@@ -597,39 +571,21 @@ class Engine:
         batches: Union[Iterable, Callable[[int], Iterable]],
         step: Callable[[Any], Any],
         batches_per_epoch: Optional[int] = None,
+        examples_per_epoch: Optional[int] = None,
         restore_state: Optional[Dict[str, Any]] = None,
     ) -> TrainingResult:
         """Train for ``config.n_epochs`` epochs (from a checkpoint when
-        ``restore_state``, a dict read by ``Checkpointer.restore``, is given)."""
+        ``restore_state``, a dict read from a checkpoint file, is given)."""
         cfg = self.config
         if batches_per_epoch is None and not _is_epoch_factory(batches):
             batches_per_epoch = _length_or_none(batches)
-        if self.logger.batches_per_epoch is None:
-            self.logger.batches_per_epoch = batches_per_epoch
+        progress = self.progress
+        progress.batches_per_epoch = batches_per_epoch
+        progress.epoch_size = examples_per_epoch
         self.model.to(self.device)
-        if cfg.optimizer == "sparseadam":
-            _check_sparse_gradients_only(self.model)
-        self.optimizer = build_optimizer(
-            cfg.optimizer, self.model.parameters(), cfg.optimizer_kwargs, cfg.l2
-        )
-        warmup = warmup_batches(cfg.warmup_steps, cfg.warmup_unit, batches_per_epoch)
-        self.lr_schedule = LRSchedule(
-            self.optimizer,
-            cfg.lr_scheduler,
-            cfg.lr_scheduler_kwargs,
-            step_unit=cfg.lr_step_unit,
-            warmup_batches=warmup,
-            total_batches=(batches_per_epoch or 0) * cfg.n_epochs,
-            min_lr=cfg.min_lr,
-            lr_freeze=cfg.lr_freeze,
-            plateau_metric=cfg.plateau_metric,
-            plateau_mode=cfg.plateau_mode,
-        )
-        self._move_batches = self.device.type != "cpu"
-        self._per_batch_schedule = self.lr_schedule.steps_per_batch
-        # Listed once: walking the module tree for every batch costs more than
-        # the clipping itself for small models.
-        self._clip_params = list(self.model.parameters())
+        self._build_optimization(batches_per_epoch)
+        for callback in self.callbacks:
+            callback.on_fit_start(self)
         start_epoch, skip = 0, 0
         if restore_state:
             start_epoch, skip = self._restore(restore_state)
@@ -641,31 +597,59 @@ class Engine:
         if cfg.evaluate_at_end and self.evaluate is not None:
             self._final_evaluation()
         self.model.eval()
-        best_restored = self._restore_best()
-        ckpt = self.checkpointer
-        return TrainingResult(
-            metrics=dict(self.last_metrics),
-            metrics_hist=dict(self.metrics_hist),
-            epochs_completed=self._epochs_completed,
-            best_iteration=ckpt.best_iteration if ckpt else None,
-            best_score=ckpt.best_score if ckpt else None,
-            best_restored=best_restored,
+        result = TrainingResult(
+            metrics=dict(self.state.last_metrics),
+            metrics_hist=dict(self.state.metrics_hist),
+            epochs_completed=self.state.epochs_completed,
         )
+        for callback in self.callbacks:
+            callback.on_fit_end(self, result)
+        return result
+
+    def _build_optimization(self, batches_per_epoch: Optional[int]) -> None:
+        cfg = self.config
+        if cfg.optimizer == "sparseadam":
+            _check_sparse_gradients_only(self.model)
+        self.optimizer = build_optimizer(
+            cfg.optimizer, self.model.parameters(), cfg.optimizer_kwargs, cfg.l2
+        )
+        total = (batches_per_epoch or 0) * cfg.n_epochs
+        warmup = warmup_batches(
+            cfg.warmup_steps, cfg.warmup_unit, batches_per_epoch, total
+        )
+        self.lr_schedule = LRSchedule(
+            self.optimizer,
+            cfg.lr_scheduler,
+            cfg.lr_scheduler_kwargs,
+            step_unit=cfg.lr_step_unit,
+            warmup_batches=warmup,
+            total_batches=total,
+            min_lr=cfg.min_lr,
+            lr_freeze=cfg.lr_freeze,
+            plateau_metric=cfg.plateau_metric,
+            plateau_mode=cfg.plateau_mode,
+        )
+        self._move_batches = self.device.type != "cpu"
+        self._per_batch_schedule = self.lr_schedule.steps_per_batch
+        # Listed once: walking the module tree for every batch costs more than
+        # the clipping itself for small models.
+        self._clip_params = list(self.model.parameters())
 
     # ---------------------------------------------------------------- epochs
     def _run_epoch(self, epoch, batches, step, skip, batches_per_epoch) -> None:
-        self._epoch = epoch
+        state = self.state
+        state.epoch = epoch
         if skip:
-            set_rng_state(self._epoch_start_rng)
+            set_rng_state(state.epoch_start_rng)
         else:
-            self._epoch_start_rng = capture_rng_state(self.device)
+            state.epoch_start_rng = capture_rng_state(self.device)
         iterable = batches(epoch) if _is_epoch_factory(batches) else batches
         iterator = iter(iterable)
         for _ in range(skip):
             next(iterator)
         if skip:
-            set_rng_state(self._resume_rng)
-        self._batches_done = skip
+            set_rng_state(state.resume_rng)
+        state.batches_done = skip
         if self.config.progress_bar and self.config.verbose:
             closed = self._run_batches_with_bar(iterator, step, skip, batches_per_epoch)
         elif batches_per_epoch:
@@ -693,7 +677,7 @@ class Engine:
         with _progress_bar()(
             total=batches_per_epoch,
             initial=skip,
-            desc=f"Epoch {self._epoch + 1}/{self.config.n_epochs}",
+            desc=f"Epoch {self.state.epoch + 1}/{self.config.n_epochs}",
             leave=False,
         ) as bar:
             for batch, is_last in _flag_last(iterator, batches_per_epoch, skip):
@@ -706,15 +690,16 @@ class Engine:
 
     def _close_short_epoch(self) -> None:
         """The batches ended before their announced length: count the epoch end."""
-        self.logger.end_epoch()
+        progress = self.progress
+        progress.end_epoch()
         metrics = None
-        if self.logger.unit_count >= self.logger.log_train_every:
+        if progress.unit_count >= self.config.log_every:
             metrics = self._log_metrics(validate=None)
-        self._maybe_checkpoint(metrics, is_last=True)
+        self._batch_end(metrics, is_last=True)
 
     def _end_epoch(self, epoch: int) -> None:
         self.lr_schedule.on_epoch_end(epoch)
-        self._epochs_completed = epoch + 1
+        self.state.epochs_completed = epoch + 1
 
     # --------------------------------------------------------------- batches
     def _train_on_batch(self, batch, step, is_last: bool) -> Optional[float]:
@@ -724,7 +709,8 @@ class Engine:
         batch_size = self.batch_size_fn(batch)
         self.optimizer.zero_grad(set_to_none=True)
         out = step(batch)
-        self._batches_seen += 1
+        state = self.state
+        state.batches_seen += 1
         if type(out) is torch.Tensor:
             loss, parts = out, None
         else:
@@ -740,29 +726,38 @@ class Engine:
             if self.config.grad_clip:
                 nn.utils.clip_grad_norm_(self._clip_params, self.config.grad_clip)
             self.optimizer.step()
-            self._running.add(value, batch_size, parts)
+            state.running.add(value, batch_size, parts)
         elif not is_last:
             return None
         else:
             batch_size = 0
-        self._batches_done += 1
+        state.batches_done += 1
+        progress = state.progress
+        progress.increment(batch_size, is_last)
         metrics = None
-        if self.logger.check(batch_size, is_last):
+        if progress.unit_count >= self.config.log_every:
             metrics = self._log_metrics(validate=None)
         if self._per_batch_schedule:
-            self.lr_schedule.on_batch_end(self._epoch)
-        if self.checkpointer is not None:
-            self._maybe_checkpoint(metrics, is_last)
+            self.lr_schedule.on_batch_end(state.epoch)
+        self._batch_end(metrics, is_last)
         return value
 
+    def _batch_end(self, metrics: Optional[Dict[str, Any]], is_last: bool) -> None:
+        for callback in self.callbacks:
+            callback.on_batch_end(self, metrics, is_last)
+
     def _log_metrics(self, validate: Optional[bool]) -> Dict[str, Any]:
-        """Collect, log and remember the metrics of one log event."""
-        metrics = self._running.means(self.config.loss_metric)
-        self._running.reset()
+        """Collect the metrics of one log event and hand them to the callbacks."""
+        state = self.state
+        metrics = state.running.means(self.config.loss_metric)
+        state.running.reset()
         if self.config.lr_metric:
             metrics[self.config.lr_metric] = self.optimizer.param_groups[0]["lr"]
+        progress = state.progress
+        progress.log_count += 1
         if validate is None:
-            validate = self.logger.validation_due()
+            every = self._valid_every_logs
+            validate = bool(every) and progress.log_count % every == 0
         validate = validate and self.evaluate is not None
         if self.train_metrics is not None or validate:
             self.model.eval()
@@ -772,59 +767,33 @@ class Engine:
                 if validate:
                     metrics.update(self.evaluate(self.model))
             self.model.train()
-        self._last_log_validated = validate
-        self._validated = self._validated or validate
-        self.logger.log(metrics)
-        self.metrics_hist.update(metrics)
-        self.last_metrics = metrics
+        state.last_log_validated = validate
+        state.validated = state.validated or validate
+        for callback in self.callbacks:
+            callback.on_log(self, metrics)
+        progress.reset()
+        state.metrics_hist.update(metrics)
+        state.last_metrics = metrics
         self.lr_schedule.observe(metrics)
         return metrics
 
     def _final_evaluation(self) -> None:
-        if self._last_log_validated:
+        if self.state.last_log_validated:
             return
         metrics = self._log_metrics(validate=True)
-        self._maybe_checkpoint(metrics, is_last=True, force=True)
+        self._batch_end(metrics, is_last=True)
 
     # ----------------------------------------------------------- checkpoints
-    def _maybe_checkpoint(self, metrics, is_last: bool, force: bool = False) -> None:
-        ckpt = self.checkpointer
-        if ckpt is None:
-            return
-        units = self.logger.unit_total
-        if metrics is None and not force and not ckpt.periodic_due(units):
-            return
-        best_saves = ckpt.best_saves
-        ckpt.checkpoint(
-            metrics or {},
-            units,
-            self.model,
-            self.optimizer,
-            self.lr_schedule,
-            training_state=lambda: self._training_state(is_last),
-        )
-        if ckpt.best_saves != best_saves:
-            self._best_at_batch = self._batches_seen
-
-    def _training_state(self, epoch_finished: bool) -> Dict[str, Any]:
-        return {
-            "epoch": self._epoch,
-            "batches_done": self._batches_done,
-            "epoch_finished": bool(epoch_finished),
-            "epochs_completed": self._epochs_completed,
-            "logger": self.logger.state_dict(),
-            "running": self._running.state_dict(),
-            "metrics_hist": _plain_metrics(self.metrics_hist),
-            "validated": self._validated,
-            "rng": capture_rng_state(self.device),
-            "epoch_start_rng": self._epoch_start_rng,
-            "extra": self.extra_state,
-        }
+    def training_state(self, epoch_finished: bool) -> Dict[str, Any]:
+        """The loop's state for a checkpoint (``bundle["training_state"]``)."""
+        state = self.state.state_dict(epoch_finished, self.device)
+        state["extra"] = self.extra_state
+        return state
 
     def _restore(self, bundle: Dict[str, Any]) -> Tuple[int, int]:
         """Load a checkpoint's state; return ``(epoch, batches to skip)``."""
-        state = bundle.get("training_state")
-        if state is None:
+        saved = bundle.get("training_state")
+        if saved is None:
             raise ValueError(
                 "This checkpoint holds no training state (epoch, counters, RNG), so "
                 "training cannot be resumed from it."
@@ -833,41 +802,18 @@ class Engine:
         if bundle.get("optimizer") is not None:
             self.optimizer.load_state_dict(bundle["optimizer"])
         self.lr_schedule.load_state_dict(bundle.get("lr_scheduler"))
-        self.logger.load_state_dict(state["logger"])
-        self._running.load_state_dict(state["running"])
-        self.metrics_hist = dict(state["metrics_hist"])
-        self._validated = state.get("validated", False)
-        self._epochs_completed = state["epochs_completed"]
-        self._epoch_start_rng = state["epoch_start_rng"]
-        self._resume_rng = state["rng"]
-        if self.checkpointer is not None:
-            self.checkpointer.load_state_dict(bundle)
-            self.checkpointer.skip_periodic_until(self.logger.unit_total)
-        epoch, done = state["epoch"], state["batches_done"]
+        state = self.state
+        state.load_state_dict(saved)
+        for callback in self.callbacks:
+            callback.on_resume(self, bundle)
+        epoch, done = state.epoch, state.batches_done
         if self.config.verbose:
             print(f"Resuming training at epoch {epoch + 1}, after {done} batches.")
-        if state["epoch_finished"]:
-            set_rng_state(self._resume_rng)
-            self._epoch = epoch
+        if saved["epoch_finished"]:
+            set_rng_state(state.resume_rng)
             self._end_epoch(epoch)
             return epoch + 1, 0
         return epoch, done
-
-    def _restore_best(self) -> bool:
-        ckpt = self.checkpointer
-        if ckpt is None or not ckpt.checkpoint_best:
-            return False
-        if ckpt.best_model_found:
-            if self._best_at_batch != self._batches_seen:
-                ckpt.load_best_model(self.model)
-            # else: no batch ran since the best was saved; the weights are it
-            return True
-        if self._validated:
-            warnings.warn(
-                f"The checkpoint metric {ckpt.checkpoint_metric!r} was never logged "
-                f"(logged: {sorted(self.metrics_hist)}); keeping the final model."
-            )
-        return False
 
 
 # -------------------------------------------------------------------- helpers
@@ -879,31 +825,6 @@ def _progress_bar():
         warnings.simplefilter("ignore")
         from tqdm.auto import tqdm
     return tqdm
-
-
-def first_dim_size(batch) -> int:
-    """Examples in a batch: the first dimension of the first tensor found
-    (depth-first through tuples, lists and dict values), else its length."""
-    if type(batch) in (tuple, list) and batch and type(batch[0]) is torch.Tensor:
-        shape = batch[0].shape
-        return shape[0] if shape else 1
-    size = _first_tensor_size(batch)
-    if size is not None:
-        return size
-    return len(batch) if hasattr(batch, "__len__") else 1
-
-
-def _first_tensor_size(batch) -> Optional[int]:
-    if isinstance(batch, torch.Tensor):
-        return int(batch.shape[0]) if batch.dim() else 1
-    if isinstance(batch, dict):
-        batch = list(batch.values())
-    if isinstance(batch, (tuple, list)):
-        for item in batch:
-            size = _first_tensor_size(item)
-            if size is not None:
-                return size
-    return None
 
 
 def _total_loss(out, batch_size: int):
@@ -961,10 +882,7 @@ def _is_epoch_factory(batches) -> bool:
 def _plain_metrics(metrics: Dict[str, Any]) -> Dict[str, Any]:
     plain = {}
     for name, value in metrics.items():
-        if isinstance(value, torch.Tensor) and value.numel() == 1:
-            value = value.item()
-        elif isinstance(value, np.generic):
-            value = value.item()
+        value = plain_number(value)
         if isinstance(value, (int, float, str, bool, type(None))):
             plain[name] = value
     return plain

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from metal.classifier import Classifier
 from metal.end_model import EndModel
 from metal.end_model.em_defaults import em_default_config
+from metal.training import TrainingMixin
 from metal.utils import recursive_merge_dicts
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -47,7 +48,7 @@ class RunsCode:
         return (os.mkdir, (self.path,))
 
 
-class TinyClassifier(Classifier):
+class TinyClassifier(TrainingMixin, Classifier):
     """A minimal non-EndModel Classifier trained through the shared loop."""
 
     def __init__(self, **kwargs):

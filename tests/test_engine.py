@@ -10,20 +10,27 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from metal._data import TensorBatches, first_dim_size
 from metal.engine import (
     Engine,
     EngineConfig,
     LRSchedule,
-    TensorBatches,
     build_optimizer,
     capture_rng_state,
-    first_dim_size,
     set_rng_state,
-    v05_optimizer_settings,
-    v05_scheduler_kwargs,
     warmup_batches,
 )
-from metal.logging import Checkpointer, Logger
+from metal.logging import Checkpointer
+from metal.run import ScalarLog
+from metal.run import optimizer_settings as v05_optimizer_settings
+from metal.run import scheduler_kwargs as v05_scheduler_kwargs
+
+# logger_config keys of the MeTaL vocabulary -> EngineConfig's log schedule
+_LOG_KEYS = {
+    "log_unit": "log_unit",
+    "log_train_every": "log_every",
+    "log_valid_every": "valid_every",
+}
 
 
 class Recorder:
@@ -48,11 +55,10 @@ def toy_data(n=64, seed=0):
 
 
 def make_engine(model, logger_config=None, checkpointer=None, evaluate=None, **cfg):
-    config = {"log_valid_every": 0, **(logger_config or {})}
-    logger = Logger(config, None, verbose=False)
-    return Engine(
-        model, EngineConfig(**cfg), logger, checkpointer=checkpointer, evaluate=evaluate
-    )
+    for key, value in (logger_config or {}).items():
+        cfg[_LOG_KEYS[key]] = value
+    callbacks = [checkpointer] if checkpointer is not None else []
+    return Engine(model, EngineConfig(**cfg), callbacks, evaluate=evaluate)
 
 
 def fit_recording(model=None, batch_size=16, n=64, **cfg):
@@ -298,16 +304,14 @@ class LoopTestCase(unittest.TestCase):
             def add_scalar(self, name, value, i):
                 seen.append((name, round(value, 6), i))
 
-        logger = Logger(
-            {"log_unit": "batches", "log_valid_every": 0}, Writer(), verbose=False
-        )
         config = EngineConfig(
             optimizer="sgd",
             optimizer_kwargs={"lr": 0.0},
             loss_metric="model/all/train/loss",
             lr_metric="model/all/train/lr",
+            log_unit="batches",
         )
-        engine = Engine(model, config, logger)
+        engine = Engine(model, config, [ScalarLog(Writer())])
         batches = [({"x": torch.ones(4, 2)}, {"a": torch.ones(4)})]
 
         def step(batch):
@@ -336,7 +340,7 @@ class LoopTestCase(unittest.TestCase):
         result = engine.fit([(torch.ones(2, 2),)] * 3, lambda batch: ({}, {}))
         self.assertTrue(torch.equal(before, model.weight))
         self.assertEqual(result.epochs_completed, 1)
-        self.assertEqual(engine.logger.unit_total, 1)
+        self.assertEqual(engine.progress.unit_total, 1)
 
     def test_epoch_factory_and_generator_batches(self):
         model = nn.Linear(2, 2)
@@ -350,8 +354,8 @@ class LoopTestCase(unittest.TestCase):
         engine = make_engine(model, n_epochs=2)
         result = engine.fit(batches, lambda b: F.cross_entropy(model(b[0]), b[1]))
         self.assertEqual(calls, [0, 1])
-        self.assertEqual(engine.logger.unit_total, 2)
-        self.assertEqual(engine.logger.batch_total, 6)
+        self.assertEqual(engine.progress.unit_total, 2)
+        self.assertEqual(engine.progress.batch_total, 6)
         self.assertEqual(sorted(result.metrics_hist), ["train/loss"])
 
     def test_validation_frequency_and_final_evaluation(self):
@@ -394,8 +398,8 @@ class LoopTestCase(unittest.TestCase):
         model = nn.Linear(2, 2)
         engine = make_engine(model, n_epochs=2)
         engine.fit(Short(), lambda b: F.cross_entropy(model(b[0]), b[1]))
-        self.assertEqual(engine.logger.unit_total, 2)
-        self.assertEqual(engine._running.examples, 0)  # logged at each epoch end
+        self.assertEqual(engine.progress.unit_total, 2)
+        self.assertEqual(engine.state.running.examples, 0)  # logged at each epoch end
 
     def test_first_dim_size(self):
         self.assertEqual(first_dim_size((torch.zeros(5, 2), torch.zeros(5))), 5)
@@ -497,11 +501,6 @@ class ResumeTestCase(unittest.TestCase):
         model = nn.Sequential(
             nn.Linear(2, 16), nn.ReLU(), nn.Dropout(0.3), nn.Linear(16, 2)
         )
-        logger = Logger(
-            {"log_unit": "batches", "log_train_every": 2, "log_valid_every": 4},
-            None,
-            verbose=False,
-        )
         checkpointer = Checkpointer(
             {
                 "checkpoint_dir": folder,
@@ -525,8 +524,12 @@ class ResumeTestCase(unittest.TestCase):
             lr_scheduler="exponential",
             lr_scheduler_kwargs={"gamma": 0.9},
             warmup_steps=2,
+            log_unit="batches",
+            log_every=2,
+            valid_every=4,
         )
-        engine = Engine(model, config, logger, checkpointer, evaluate=evaluate)
+        engine = Engine(model, config, [checkpointer], evaluate=evaluate)
+        self.checkpointer = checkpointer
         return model, engine
 
     def step_fn(self, model, crash_at=None):
@@ -563,7 +566,7 @@ class ResumeTestCase(unittest.TestCase):
 
         model, engine = self.build(crash_dir)  # a fresh process would do this
         np.random.seed(123)  # unrelated RNG use in between
-        bundle = engine.checkpointer.restore(last)
+        bundle = self.checkpointer.restore(last)
         self.assertEqual(bundle["training_state"]["epoch"], 2)
         self.assertEqual(bundle["training_state"]["batches_done"], 2)
         resumed = engine.fit(
@@ -574,7 +577,7 @@ class ResumeTestCase(unittest.TestCase):
         self.assertEqual(resumed.epochs_completed, 4)
         self.assertEqual(resumed.best_iteration, full.best_iteration)
         self.assertEqual(resumed.best_score, full.best_score)
-        self.assertEqual(engine.logger.unit_total, 32)
+        self.assertEqual(engine.progress.unit_total, 32)
         self.assertEqual(sorted(os.listdir(crash_dir)), sorted(os.listdir(full_dir)))
 
     def test_resume_needs_training_state(self):
@@ -609,20 +612,13 @@ if __name__ == "__main__":
 
 class SparseAdamTest(unittest.TestCase):
     def _fit(self, model):
-        from metal.engine import Engine, EngineConfig
-        from metal.logging.logger import Logger
-
         config = EngineConfig(
             n_epochs=1,
             optimizer="sparseadam",
             optimizer_kwargs={"lr": 0.1},
             verbose=False,
         )
-        logger = Logger(
-            {"log_unit": "epochs", "log_train_every": 1, "log_valid_every": 0},
-            verbose=False,
-        )
-        engine = Engine(model, config, logger)
+        engine = Engine(model, config)
         batches = [torch.tensor([[1, 2], [3, 0]])]
         return engine.fit(batches, lambda batch: model(batch).pow(2).mean())
 

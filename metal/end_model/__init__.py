@@ -4,8 +4,7 @@
 here; it is loaded on first access.
 """
 
-import importlib
-
+from metal._lazy import lazy_exports
 from metal.end_model.em_defaults import em_default_config
 from metal.end_model.end_model import EndModel
 from metal.end_model.identity_module import IdentityModule
@@ -25,9 +24,4 @@ _LAZY_EXPORTS = {
 }
 
 
-def __getattr__(name):
-    if name in _LAZY_EXPORTS:
-        value = getattr(importlib.import_module(_LAZY_EXPORTS[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'metal.end_model' has no attribute {name!r}")
+__getattr__, __dir__ = lazy_exports(__name__, globals(), _LAZY_EXPORTS)

@@ -15,7 +15,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
-from metal.classifier import Classifier, _given_modules, _unpack_pair
+from metal._data import row_chunks, unpack_pair
+from metal.classifier import Classifier, _given_modules
 from metal.end_model.em_defaults import em_default_config
 from metal.end_model.identity_module import IdentityModule
 from metal.end_model.loss import (
@@ -23,6 +24,7 @@ from metal.end_model.loss import (
     SoftCrossEntropyLoss,
     soft_cross_entropy,
 )
+from metal.training import TrainingMixin
 from metal.utils import (
     MetalDataset,
     _length_or_none,
@@ -37,7 +39,7 @@ PREDICT_BATCH_SIZE = 4096
 ROW_SUM_TOLERANCE = 1e-4
 
 
-class EndModel(Classifier):
+class EndModel(TrainingMixin, Classifier):
     """A network ``input -> middle layers -> head`` producing ``k`` logits.
 
     Args:
@@ -191,8 +193,7 @@ class EndModel(Classifier):
         try:
             with torch.no_grad():
                 chunks = [
-                    self._probs_of(chunk)
-                    for chunk in _row_chunks(X, PREDICT_BATCH_SIZE)
+                    self._probs_of(chunk) for chunk in row_chunks(X, PREDICT_BATCH_SIZE)
                 ]
         finally:
             self.train(was_training)
@@ -252,7 +253,7 @@ class EndModel(Classifier):
         """Check ``(X, Y)`` and convert ``Y`` to float ``[n, k]`` probabilities."""
         if isinstance(train_data, (Dataset, DataLoader)):
             return train_data
-        X, Y = _unpack_pair(train_data, "train_data")
+        X, Y = unpack_pair(train_data, "train_data")
         n_x = _length_or_none(X)
         Y = self._check_train_labels(Y)
         if n_x is not None and n_x != Y.shape[0]:
@@ -313,7 +314,7 @@ class EndModel(Classifier):
         """Check ``(X, Y)`` validation data (gold labels in ``0..k``)."""
         if valid_data is None or isinstance(valid_data, (Dataset, DataLoader)):
             return valid_data
-        X, Y = _unpack_pair(valid_data, "valid_data")
+        X, Y = unpack_pair(valid_data, "valid_data")
         Y_t = _labels_to_tensor(Y, "valid_data Y")
         n_x = _length_or_none(X)
         if n_x is not None and n_x != Y_t.shape[0]:
@@ -452,13 +453,3 @@ def _labels_to_tensor(Y, name: str) -> torch.Tensor:
     if arr.dtype.kind not in "biuf":
         raise ValueError(f"{name} must be numeric labels; found dtype {arr.dtype}.")
     return torch.from_numpy(np.ascontiguousarray(arr))
-
-
-def _row_chunks(X, size: int):
-    """Consecutive row blocks of a tensor/CSR matrix; other inputs whole."""
-    if isinstance(X, torch.Tensor) or sparse.issparse(X):
-        n = X.shape[0]
-        for start in range(0, n, size):
-            yield X[start : start + size]
-    else:
-        yield X

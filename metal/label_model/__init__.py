@@ -1,6 +1,7 @@
 """Label models: learn source accuracies without ground truth and output
 probabilistic labels. Label matrices hold votes 0 (abstain) and 1..k."""
 
+from metal._lazy import lazy_exports
 from metal.label_model.baselines import (
     MajorityClassVoter,
     MajorityLabelVoter,
@@ -18,11 +19,8 @@ __all__ = [
 ]
 
 
-def __getattr__(name):
-    # The MeTaL README imports the end model from here too
-    # (``from metal.label_model import LabelModel, EndModel``).
-    if name == "EndModel":
-        from metal.end_model import EndModel
-
-        return EndModel
-    raise AttributeError(f"module 'metal.label_model' has no attribute {name!r}")
+# The MeTaL README imports the end model from here too
+# (``from metal.label_model import LabelModel, EndModel``).
+__getattr__, __dir__ = lazy_exports(
+    __name__, globals(), {"EndModel": "metal.end_model"}
+)

@@ -17,13 +17,17 @@ tracked ``task/dataset/split/metric`` and names its files
 import glob
 import os
 import shutil
-import tempfile
+import warnings
 from typing import Any, Callable, Dict, Iterable, Mapping, Optional, Set, Union
 
-import numpy as np
-import torch
-
-from metal.classifier import atomic_torch_save
+from metal._io import (
+    atomic_copy,
+    atomic_torch_save,
+    plain_number,
+    read_state_dict,
+    safe_torch_load,
+)
+from metal.callbacks import Callback
 from metal.logging.config import (
     CheckpointerConfig,
     check_counter_unit,
@@ -42,7 +46,7 @@ CHECKPOINT_DEFAULTS = {
 BEST_MODEL_FILE = "best_model.pth"
 
 
-class Checkpointer:
+class Checkpointer(Callback):
     """Keeps the best model by a metric and/or a snapshot every N log units.
 
     Args:
@@ -51,6 +55,11 @@ class Checkpointer:
 
     The checkpoint directory is created on the first write, so a run that never
     checkpoints leaves no folder behind.
+
+    As a training-engine callback it checks after every batch whether a
+    snapshot or a new best model is due, and at the end of the run loads the
+    best model's weights into the model (when ``checkpoint_best``). MeTaL's
+    ``checkpoint(...)`` does the same by hand.
     """
 
     def __init__(self, config: Optional[dict] = None, verbose: bool = True):
@@ -80,6 +89,7 @@ class Checkpointer:
         self.best_iteration = None
         self.best_score = None
         self.best_saves = 0
+        self._best_at_batch: Optional[int] = None
         self._last_periodic_multiple = 0
         self._runway_announced = False
         if self.checkpoint_runway and self.verbose:
@@ -87,6 +97,47 @@ class Checkpointer:
                 f"No checkpoints will be saved before {self.checkpoint_runway} "
                 "log units (checkpoint_runway)."
             )
+
+    # -------------------------------------------------------------- callback
+    def on_batch_end(self, engine, metrics: Optional[Dict[str, Any]], is_last: bool):
+        """Save what is due after a batch (``metrics``: the log event's)."""
+        units = engine.progress.unit_total
+        if metrics is None and not self.periodic_due(units):
+            return
+        best_saves = self.best_saves
+        self._checkpoint(
+            metrics or {},
+            units,
+            engine.model,
+            engine.optimizer,
+            engine.lr_schedule,
+            training_state=lambda: engine.training_state(is_last),
+        )
+        if self.best_saves != best_saves:
+            self._best_at_batch = engine.state.batches_seen
+
+    def on_fit_end(self, engine, result) -> None:
+        """Report the best, and load its weights into the model when
+        ``checkpoint_best`` (a warning says so when the metric never came)."""
+        result.best_iteration = self.best_iteration
+        result.best_score = self.best_score
+        if not self.checkpoint_best:
+            return
+        if self.best_model_found:
+            if self._best_at_batch != engine.state.batches_seen:
+                self.load_best_model(engine.model)
+            # else: no batch ran since the best was saved; the weights are it
+            result.best_restored = True
+        elif engine.state.validated:
+            warnings.warn(
+                f"The checkpoint metric {self.checkpoint_metric!r} was never logged "
+                f"(logged: {sorted(engine.metrics_hist)}); keeping the final model."
+            )
+
+    def on_resume(self, engine, bundle: Dict[str, Any]) -> None:
+        """Continue from a checkpoint's best-so-far info."""
+        self.load_state_dict(bundle)
+        self.skip_periodic_until(engine.progress.unit_total)
 
     # ------------------------------------------------------------ checkpoint
     def checkpoint(
@@ -108,6 +159,19 @@ class Checkpointer:
         ``training_state`` (a dict, or a function returning one, called only
         when a file is written) is stored for resuming.
         """
+        self._checkpoint(
+            metrics_dict, iteration, model, optimizer, lr_scheduler, training_state
+        )
+
+    def _checkpoint(
+        self,
+        metrics_dict: Dict[str, Any],
+        iteration,
+        model,
+        optimizer,
+        lr_scheduler,
+        training_state: Union[None, dict, Callable[[], dict]] = None,
+    ) -> None:
         if iteration < self.checkpoint_runway:
             return
         if self.checkpoint_runway and not self._runway_announced:
@@ -121,7 +185,7 @@ class Checkpointer:
             multiple = int(iteration // self.checkpoint_every)
             if multiple > self._last_periodic_multiple:
                 self._last_periodic_multiple = multiple
-                number = _tidy(multiple * self.checkpoint_every)
+                number = plain_number(multiple * self.checkpoint_every, tidy=True)
                 bundle = self.bundle_state(
                     number, None, model, optimizer, lr_scheduler, state_fn()
                 )
@@ -145,21 +209,22 @@ class Checkpointer:
         """Save ``best_model.pth`` if ``metrics_dict`` improves the metric."""
         if self.checkpoint_metric not in metrics_dict:
             return
-        score = _plain_number(metrics_dict[self.checkpoint_metric])
+        score = plain_number(metrics_dict[self.checkpoint_metric])
         if self.is_best(score):
             self._save_best(iteration, score, model, optimizer, lr_scheduler, state_fn)
 
     def _record_best(self, iteration, score) -> None:
         """Note a new best of ``checkpoint_metric`` at ``iteration``."""
         self.best_model_found = True
-        self.best_iteration = _tidy(iteration)
+        self.best_iteration = plain_number(iteration, tidy=True)
         self.best_score = score
         self.best_saves += 1
 
     def _save_best(self, iteration, score, model, optimizer, lr_scheduler, state_fn):
         if self.verbose:
             print(
-                f"Saving model at iteration {_tidy(iteration)} with best score "
+                f"Saving model at iteration {plain_number(iteration, tidy=True)} "
+                f"with best score "
                 f"{score:.3f}"
             )
         self._record_best(iteration, score)
@@ -186,13 +251,13 @@ class Checkpointer:
     ) -> Dict[str, Any]:
         """The dict written to a checkpoint file (plain data only)."""
         bundle = {
-            "iteration": _tidy(_plain_number(iteration)),
+            "iteration": plain_number(iteration, tidy=True),
             "model": model.state_dict(),
             "optimizer": optimizer.state_dict() if optimizer is not None else None,
             "lr_scheduler": (
                 lr_scheduler.state_dict() if lr_scheduler is not None else None
             ),
-            "score": None if score is None else _plain_number(score),
+            "score": None if score is None else plain_number(score),
         }
         if self.best_model_found:
             bundle.update(self.state_dict())
@@ -376,37 +441,23 @@ class TaskMetricCheckpointer(Checkpointer):
 
     # ------------------------------------------------------------ checkpoint
     def checkpoint(  # type: ignore[override]
-        self,
-        iteration: float,
-        model: Any,
-        metric_dict: Mapping[str, Any],
-        *args: Any,
-        **kwargs: Any,
+        self, iteration: float, model: Any, metric_dict: Mapping[str, Any]
     ) -> None:
         """Snapshot ``model`` as ``checkpoint_<iteration>.pth`` (with the
         model's own ``save``) and copy it to ``best_model_<metric>.pth`` for
         every tracked metric of ``metric_dict`` that is new or better. Nothing
         happens before ``checkpoint_runway``.
 
-        A mapping as first argument means the engine's call
-        ``checkpoint(metrics_dict, iteration, model, optimizer, lr_scheduler,
-        training_state=None)`` (see ``Checkpointer.checkpoint``).
+        (The training engine drives this checkpointer through its callback
+        hooks, which write resumable bundles instead; see ``Checkpointer``.)
         """
-        if isinstance(iteration, Mapping):
-            super().checkpoint(iteration, model, metric_dict, *args, **kwargs)
-            return
-        if args or kwargs:
-            raise TypeError(
-                "checkpoint(iteration, model, metric_dict) takes no other "
-                "arguments; the MeTaL form starts with the metrics dict."
-            )
         if iteration < self.checkpoint_runway:
             return
         path = self.periodic_path(iteration)
         _save_model(model, path)
         improved = self._is_new_best(metric_dict)
         for metric in sorted(improved):
-            _atomic_copy(path, self.best_metric_path(metric))
+            atomic_copy(path, self.best_metric_path(metric))
         if self.checkpoint_metric in improved:
             self._record_best(iteration, self.best_metric_dict[self.checkpoint_metric])
 
@@ -428,7 +479,7 @@ class TaskMetricCheckpointer(Checkpointer):
         first, *others = [self.best_metric_path(m) for m in sorted(improved)]
         atomic_torch_save(bundle, first)
         for path in others:
-            _atomic_copy(first, path)
+            atomic_copy(first, path)
 
     def _is_new_best(self, metric_dict: Mapping[str, Any]) -> Set[str]:
         """The tracked metrics of ``metric_dict`` that are new or better than
@@ -437,7 +488,7 @@ class TaskMetricCheckpointer(Checkpointer):
         for metric, mode in self.checkpoint_task_metrics.items():
             if metric not in metric_dict:
                 continue
-            value = _plain_number(metric_dict[metric])
+            value = plain_number(metric_dict[metric])
             best = self.best_metric_dict.get(metric)
             if (
                 best is None
@@ -482,7 +533,7 @@ class TaskMetricCheckpointer(Checkpointer):
         if callable(load):
             loaded = load(path)
             return model if loaded is None else loaded
-        model.load_state_dict(_read_state_dict(path))
+        model.load_state_dict(read_state_dict(path))
         return model
 
     # ----------------------------------------------------------- persistence
@@ -507,59 +558,15 @@ def _save_model(model, path: str) -> None:
         atomic_torch_save(model.state_dict(), path)
 
 
-def _atomic_copy(source: str, destination: str) -> None:
-    """Copy ``source`` to a temporary file beside ``destination``, then rename."""
-    folder = os.path.dirname(os.path.abspath(destination))
-    fd, tmp_path = tempfile.mkstemp(dir=folder, prefix=".tmp_", suffix=".pth")
-    os.close(fd)
-    try:
-        shutil.copyfile(source, tmp_path)
-        os.replace(tmp_path, destination)
-    except BaseException:
-        if os.path.exists(tmp_path):
-            os.remove(tmp_path)
-        raise
-
-
-def _read_state_dict(path: str) -> Dict[str, Any]:
-    """A state dict from a file holding one, or a checkpoint bundle's."""
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    if isinstance(state, dict) and isinstance(state.get("model"), dict):
-        return state["model"]
-    if isinstance(state, dict):
-        return state
-    raise ValueError(f"{os.fspath(path)!r} holds no model state dict.")
-
-
 def load_checkpoint(path) -> Dict[str, Any]:
-    """Read a checkpoint with ``torch.load(weights_only=True)`` onto the CPU.
+    """Read a checkpoint (``weights_only=True``, onto the CPU).
 
     Raises:
-        ValueError: if the file is not a plain-data checkpoint (for instance a
-            pickle that would run code when loaded).
+        ValueError: naming the file, if it cannot be read (damaged, or not
+            plain data, such as a pickle that would run code when loaded) or
+            is not a training checkpoint.
     """
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise
-    except Exception as exc:
-        raise ValueError(
-            f"Could not read {os.fspath(path)!r} as a checkpoint: it is not plain "
-            f"data that torch.load(weights_only=True) accepts ({exc})."
-        ) from None
+    state = safe_torch_load(path, "checkpoint")
     if not isinstance(state, dict) or "model" not in state:
         raise ValueError(f"{os.fspath(path)!r} is not a training checkpoint.")
     return state
-
-
-def _plain_number(value):
-    """Python ``int``/``float`` from NumPy or torch scalars."""
-    if isinstance(value, (torch.Tensor, np.generic)):
-        return value.item()
-    return value
-
-
-def _tidy(value):
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    return value

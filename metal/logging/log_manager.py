@@ -10,6 +10,7 @@ does so).
 
 from typing import Any, Dict, Optional
 
+from metal.callbacks import _is_number
 from metal.logging.checkpointer import TaskMetricCheckpointer
 from metal.logging.config import (
     COUNTER_UNITS,
@@ -17,7 +18,7 @@ from metal.logging.config import (
     check_counter_unit,
     config_from_kwargs,
 )
-from metal.logging.logger import Logger, _is_number
+from metal.logging.logger import Logger
 from metal.logging.writer import LogWriter
 
 __all__ = ["LogManager"]
@@ -113,9 +114,11 @@ class LogManager(Logger):
         """Count one batch of ``batch_size`` points."""
         self.increment(batch_size)
 
-    def _update_units(self) -> None:
-        super()._update_units()
-        if self.counter_unit == "epochs" and not self._explicit_epochs:
+    def increment(self, batch_size: int, end_of_epoch=None) -> None:
+        """Count a batch; without epoch-end reports, epoch units are counted
+        as ``batch_count / n_batches_per_epoch`` (the v0.10 count)."""
+        super().increment(batch_size, end_of_epoch)
+        if self.counter_unit == "epochs" and not self.progress._explicit_epochs:
             self.unit_count = self.epoch_count
 
     def trigger_evaluation(self) -> bool:

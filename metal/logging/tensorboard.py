@@ -9,10 +9,11 @@ import json
 import os
 from typing import Any, Optional
 
+from metal._io import json_default
 from metal.logging.writer import (
     LogWriter,
+    OperationLogWriter,
     _config_filename,
-    _json_default,
     _scalar_arguments,
 )
 
@@ -33,21 +34,15 @@ def _summary_writer_class():
 
 class TensorBoardWriter(LogWriter):
     """Writes scalars to TensorBoard event files in ``log_subdir`` as well as to
-    the JSON run log (see ``LogWriter`` for the arguments and the two
-    vocabularies). In MeTaL's layout the event file name ends in
-    ``.<run_name>``."""
+    the JSON run log (see ``LogWriter`` for the arguments). In MeTaL's layout
+    the event file name ends in ``.<run_name>``."""
 
-    def __init__(
-        self,
-        log_dir: Optional[str] = None,
-        run_dir: Optional[str] = None,
-        run_name: Optional[str] = None,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(log_dir=log_dir, run_dir=run_dir, run_name=run_name, **kwargs)
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
         summary_writer = _summary_writer_class()
-        suffix = f".{run_name}" if run_name and not self._run_name_layout else ""
-        self.tb_writer = summary_writer(self.log_subdir, filename_suffix=suffix)
+        self.tb_writer = summary_writer(
+            self.log_subdir, filename_suffix=self.event_file_suffix
+        )
 
     def add_scalar(
         self,
@@ -75,9 +70,7 @@ class TensorBoardWriter(LogWriter):
         ``.json``)."""
         super().write_config(config, config_filename, config_name)
         tag = os.path.splitext(_config_filename(config_filename, config_name))[0]
-        text = json.dumps(
-            self._sanitize_config(config), indent=1, default=_json_default
-        )
+        text = json.dumps(self._sanitize_config(config), indent=1, default=json_default)
         self.tb_writer.add_text(tag, text, 0)
 
     def close(self) -> None:
@@ -89,3 +82,10 @@ class TensorBoardWriter(LogWriter):
         """The Operation API's end of run: close the event file (no
         ``log.json``)."""
         self.tb_writer.close()
+
+
+class OperationTensorBoardWriter(OperationLogWriter, TensorBoardWriter):
+    """The Operation API's face of ``TensorBoardWriter``
+    (``metal.mmtl.TensorBoardWriter``): ``OperationLogWriter``'s folder layout;
+    its end of run (``cleanup``) closes the event file and writes no
+    ``log.json``."""

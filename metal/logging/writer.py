@@ -1,61 +1,59 @@
 """A JSON log of a training run: scalar metrics per step, config, metrics.
 
-One writer, two vocabularies for where the files go:
+One writer in two faces, one per vocabulary, each with its own folder layout
+(chosen by the class, never guessed from the arguments):
 
-* MeTaL v0.5: ``LogWriter(log_dir=None, run_dir=None, run_name=None,
-  writer_metrics=[], verbose=True, timestamp=True, include_config=True)``
-  writes to ``log_dir/run_dir/<run_name>_<HH_MM_SS>/`` (``run_dir`` defaults
-  to the date ``YYYY_MM_DD``, ``log_dir`` to the current directory):
-  ``log.json`` (``write_log()``: the run log with start time, version and
-  config), ``config.json`` and ``metrics.json``.
-* the Operation API (Snorkel v0.10, ``LogWriterConfig``): ``LogWriter(log_dir=
+* ``LogWriter`` (MeTaL v0.5): ``LogWriter(log_dir=None, run_dir=None,
+  run_name=None, writer_metrics=[], verbose=True, timestamp=True,
+  include_config=True)`` writes to ``log_dir/run_dir/<run_name>_<HH_MM_SS>/``
+  (``run_dir`` defaults to the date ``YYYY_MM_DD``, ``log_dir`` to the current
+  directory): ``log.json`` (``write_log()``: the run log with start time,
+  version and config), ``config.json`` and ``metrics.json``. Its end of run
+  is ``close()``.
+* ``OperationLogWriter`` (the Operation API, Snorkel v0.10's
+  ``LogWriterConfig``; ``metal.mmtl.LogWriter``): ``OperationLogWriter(log_dir=
   "logs", run_name=None)`` writes to ``log_dir/run_name`` (``run_name``
-  defaults to ``"<YYYY_MM_DD>/<HH_MM_SS>/"``), and ``log_dir`` is then that
-  run folder; ``write_log(name)`` writes the bare run log ``{metric: [[step,
-  value], ...]}``, ``cleanup()`` writes it to ``log.json``.
+  defaults to ``"<YYYY_MM_DD>/<HH_MM_SS>/"``), and ``log_dir`` is then that run
+  folder; quiet by default. Its end of run is ``cleanup()``, which writes the
+  bare run log ``{metric: [[step, value], ...]}`` to ``log.json``.
 
-The v0.10 layout is used exactly when none of the MeTaL-only settings
-(``run_dir``, ``writer_metrics``, ``verbose``, ``timestamp``,
-``include_config``) is given; every method works with either.
+Every method works in either face (``write_log()`` writes MeTaL's run log,
+``write_log(name)`` the bare one). ``finish(config, metrics)`` ends a run the
+way the writer's vocabulary does.
 """
 
 import dataclasses
-import json
 import os
 import warnings
 from datetime import datetime
 from typing import Any, Dict, Optional, Tuple
 
 import numpy as np
-import torch
 
+from metal._io import atomic_write_json, atomic_write_text, plain_number
 from metal._version import __version__
 from metal.logging.config import LogWriterConfig
 
 
 class LogWriter:
     """Records ``add_scalar`` calls and writes them (and configs, metrics,
-    text) as files of one run folder, ``log_subdir``.
+    text) as files of one run folder, ``log_subdir`` (MeTaL's layout).
 
     Args:
-        log_dir: root folder of all runs (MeTaL default: the current
-            directory; Operation-API default: ``"logs"``).
+        log_dir: root folder of all runs (default: the current directory).
         run_dir: folder of this group of runs (default: today, ``YYYY_MM_DD``).
-        run_name: MeTaL: prefix of this run's folder name
-            (``<run_name>_HH_MM_SS``); Operation API: the run folder under
-            ``log_dir`` (default ``"<YYYY_MM_DD>/<HH_MM_SS>/"``).
+        run_name: prefix of this run's folder name (``<run_name>_HH_MM_SS``).
         writer_metrics: names to record (a whitelist); falsy records all.
-        verbose: print the path of each file written (default True; False in
-            the Operation-API vocabulary).
+        verbose: print the path of each file written.
         timestamp: name the run's folder ``<run_name>_HH_MM_SS`` (default).
             With False the folder is exactly ``log_dir/run_dir/run_name``
             (``run_dir=""`` or ``run_name=None`` drop that level).
         include_config: whether the trainer should add its config to the log.
 
-    Attributes: ``log_subdir`` (the run folder), ``log_dir`` (the root in the
-    MeTaL vocabulary, the run folder in the Operation API's), ``run_name``,
-    ``run_log`` (``{name: [[step, value], ...]}``), ``log_dict`` (the MeTaL
-    run log around it) and ``config`` (a ``LogWriterConfig``).
+    Attributes: ``log_subdir`` (the run folder), ``log_dir`` (the root),
+    ``run_name``, ``run_dir``, ``run_log`` (``{name: [[step, value], ...]}``),
+    ``log_dict`` (the run log with its header) and ``config`` (a
+    ``LogWriterConfig``).
     """
 
     def __init__(
@@ -64,41 +62,19 @@ class LogWriter:
         run_dir: Optional[str] = None,
         run_name: Optional[str] = None,
         writer_metrics: Optional[list] = None,
-        verbose: Optional[bool] = None,
-        timestamp: Optional[bool] = None,
+        verbose: bool = True,
+        timestamp: bool = True,
+        include_config: bool = True,
         **kwargs: Any,
     ) -> None:
         now = datetime.now()
         start_date = now.strftime("%Y_%m_%d")
         start_time = now.strftime("%H_%M_%S")
-        metal_settings = (run_dir, writer_metrics, verbose, timestamp)
-        self._run_name_layout = not kwargs and all(x is None for x in metal_settings)
-        if self._run_name_layout:
-            self.config = LogWriterConfig(
-                log_dir="logs" if log_dir is None else os.fspath(log_dir),
-                run_name=run_name,
-            )
-            self.run_name = run_name or f"{start_date}/{start_time}/"
-            self.run_dir = ""
-            self.log_subdir = os.path.join(self.config.log_dir, self.run_name)
-            self.log_dir = self.log_subdir
-        else:
-            self.log_dir = os.fspath(log_dir) if log_dir is not None else os.getcwd()
-            self.run_name = run_name
-            if timestamp is None or timestamp:
-                self.run_dir = run_dir or start_date
-                folder = f"{run_name}_{start_time}" if run_name else start_time
-            else:
-                self.run_dir = start_date if run_dir is None else run_dir
-                folder = run_name or ""
-            self.log_subdir = os.path.join(self.log_dir, self.run_dir, folder)
-            self.config = LogWriterConfig(log_dir=self.log_dir, run_name=run_name)
+        self._set_layout(log_dir, run_dir, run_name, timestamp, start_date, start_time)
         os.makedirs(self.log_subdir, exist_ok=True)
         self.writer_metrics = list(writer_metrics or [])
-        self.verbose = (
-            bool(verbose) if verbose is not None else not self._run_name_layout
-        )
-        self.include_config = kwargs.pop("include_config", True)
+        self.verbose = bool(verbose)
+        self.include_config = include_config
         self.log_dict: Dict[str, Any] = {
             "start_date": start_date,
             "start_time": start_time,
@@ -107,6 +83,26 @@ class LogWriter:
             "config": None,
             "run_log": {},
         }
+
+    def _set_layout(
+        self, log_dir, run_dir, run_name, timestamp, start_date, start_time
+    ) -> None:
+        """MeTaL's layout: ``log_dir/run_dir/<run_name>_<time>``."""
+        self.log_dir = os.fspath(log_dir) if log_dir is not None else os.getcwd()
+        self.run_name = run_name
+        if timestamp is None or timestamp:
+            self.run_dir = run_dir or start_date
+            folder = f"{run_name}_{start_time}" if run_name else start_time
+        else:
+            self.run_dir = start_date if run_dir is None else run_dir
+            folder = run_name or ""
+        self.log_subdir = os.path.join(self.log_dir, self.run_dir, folder)
+        self.config = LogWriterConfig(log_dir=self.log_dir, run_name=run_name)
+
+    @property
+    def event_file_suffix(self) -> str:
+        """The suffix of a TensorBoard event file in this layout."""
+        return f".{self.run_name}" if self.run_name else ""
 
     @property
     def log_path(self) -> str:
@@ -131,7 +127,7 @@ class LogWriter:
         if self.writer_metrics and name not in self.writer_metrics:
             return False
         value = None if value is None else float(value)
-        self.run_log.setdefault(name, []).append([_plain(step), value])
+        self.run_log.setdefault(name, []).append([plain_number(step, tidy=True), value])
         return True
 
     def add_config(self, config: Any) -> None:
@@ -177,10 +173,7 @@ class LogWriter:
         path = os.path.join(self.log_subdir, filename)
         if self.verbose:
             print(f"Writing text to {path}")
-        tmp_path = f"{path}.tmp"
-        with open(tmp_path, "w") as f:
-            f.write(text)
-        os.replace(tmp_path, path)
+        atomic_write_text(text, path)
 
     def write_json(self, dict_to_write: Dict[str, Any], filename: str) -> None:
         """Write ``dict_to_write`` as JSON to ``log_subdir/filename`` (with a
@@ -200,13 +193,23 @@ class LogWriter:
         """The Operation API's end of run: write ``run_log`` to ``log.json``."""
         self.write_log("log.json")
 
+    def finish(
+        self, config: Any = None, metrics: Optional[Dict[str, Any]] = None
+    ) -> None:
+        """End a run: add ``config`` to the run log and write it (when given and
+        ``include_config``), write ``metrics`` (when given), then close the run
+        as this writer's vocabulary does (``close``)."""
+        if config is not None and self.include_config:
+            self.add_config(config)
+            self.write_config(config)
+        if metrics is not None:
+            self.write_metrics(metrics)
+        self.close()
+
     def _write_json(self, obj, path: str) -> None:
         if self.verbose:
             print(f"Writing log to {path}")
-        tmp_path = f"{path}.tmp"
-        with open(tmp_path, "w") as f:
-            json.dump(obj, f, indent=1, default=_json_default)
-        os.replace(tmp_path, path)
+        atomic_write_json(obj, path)
 
     @staticmethod
     def _sanitize_config(config: Any) -> Any:
@@ -273,20 +276,50 @@ def _sanitize(value):
     return value.copy() if isinstance(value, np.ndarray) else value
 
 
-def _plain(value):
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, (np.generic, torch.Tensor)):
-        return _plain(value.item())
-    return value
+class OperationLogWriter(LogWriter):
+    """The Operation API's face of ``LogWriter`` (``metal.mmtl.LogWriter``):
+    files go to ``log_dir/run_name``, and ``log_dir`` is that run folder.
 
+    Args:
+        log_dir: root folder of the runs (default ``"logs"``).
+        run_name: the run folder under ``log_dir`` (default
+            ``"<YYYY_MM_DD>/<HH_MM_SS>/"``).
+        verbose: print the path of each file written (default False).
+        **kwargs: MeTaL's settings (``writer_metrics``, ``include_config``)
+            are accepted too.
+    """
 
-def _json_default(obj):
-    """JSON for the non-JSON values a config or metrics dict may hold."""
-    if isinstance(obj, (np.ndarray, np.generic)):
-        return obj.tolist()
-    if isinstance(obj, torch.Tensor):
-        return obj.detach().cpu().tolist()
-    if isinstance(obj, (set, frozenset)):
-        return sorted(obj, key=str)
-    return str(obj)
+    def __init__(
+        self,
+        log_dir: Optional[str] = "logs",
+        run_name: Optional[str] = None,
+        verbose: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(log_dir=log_dir, run_name=run_name, verbose=verbose, **kwargs)
+
+    def _set_layout(
+        self, log_dir, run_dir, run_name, timestamp, start_date, start_time
+    ) -> None:
+        """The Operation API's layout: ``log_dir/run_name``."""
+        root = "logs" if log_dir is None else os.fspath(log_dir)
+        self.config = LogWriterConfig(log_dir=root, run_name=run_name)
+        self.run_name = run_name or f"{start_date}/{start_time}/"
+        self.run_dir = ""
+        self.log_subdir = os.path.join(root, self.run_name)
+        self.log_dir = self.log_subdir
+
+    @property
+    def event_file_suffix(self) -> str:
+        return ""
+
+    def finish(
+        self, config: Any = None, metrics: Optional[Dict[str, Any]] = None
+    ) -> None:
+        """End a run the Operation API's way: write ``config``/``metrics`` when
+        given, then ``cleanup`` (the bare run log to ``log.json``)."""
+        if config is not None:
+            self.write_config(config)
+        if metrics is not None:
+            self.write_metrics(metrics)
+        self.cleanup()

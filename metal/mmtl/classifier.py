@@ -12,7 +12,6 @@ the same name (or the one given by ``remap_labels``).
 """
 
 import logging
-import os
 from types import MappingProxyType
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple, Union
 
@@ -21,10 +20,12 @@ import pandas as pd
 import torch
 import torch.nn as nn
 
-from metal.classifier import atomic_torch_save
+from metal._data import hard_labels, leading_dim, to_numpy
+from metal._io import atomic_torch_save, read_state_dict
+from metal.labels import break_ties
 from metal.mmtl.config import ClassifierConfig
 from metal.mmtl.task import INPUT_OP, Operation, Task, _core_module
-from metal.mmtl.utils import metrics_dict_to_dataframe, probs_to_preds
+from metal.mmtl.utils import metrics_dict_to_dataframe
 from metal.utils import move_to_device
 
 logger = logging.getLogger(__name__)
@@ -322,7 +323,7 @@ class MultitaskClassifier(nn.Module):
         task_names = list(dict.fromkeys(task_names))
         outputs = self._run_ops(X_dict, task_names)
         return {
-            task_name: _to_numpy(
+            task_name: _output_numpy(
                 self.output_funcs[task_name](self._task_output(outputs, task_name))
             )
             for task_name in task_names
@@ -347,45 +348,99 @@ class MultitaskClassifier(nn.Module):
         """
         return self._predict_dataloader(dataloader, return_preds, remap_labels)
 
+    def _collect(
+        self,
+        dataloader: Any,
+        labels_to_tasks: Mapping[str, str],
+        labels: Optional[List[str]] = None,
+        tasks: Optional[List[str]] = None,
+        max_examples: int = 0,
+    ) -> Tuple[Dict[str, List[Any]], Dict[str, List[Any]]]:
+        """The one prediction pass over a loader (for ``predict``, ``score`` and
+        the v0.5 payload methods): per batch, the probabilities of each task in
+        ``tasks`` and the gold labels of each label set in ``labels`` (both
+        default to all of ``labels_to_tasks``). ``max_examples > 0`` stops once
+        that many examples were seen."""
+        self.eval()
+        tasks = tasks or list(dict.fromkeys(labels_to_tasks.values()))
+        labels = list(labels_to_tasks) if labels is None else labels
+        golds: Dict[str, List[Any]] = {label: [] for label in labels}
+        probs: Dict[str, List[Any]] = {task: [] for task in tasks}
+        seen = 0
+        for X_batch, Y_batch in dataloader:
+            batch_probs = self._calculate_probs(X_batch, tasks)
+            for task_name in tasks:
+                probs[task_name].append(batch_probs[task_name])
+            for label in labels:
+                golds[label].append(Y_batch[label])
+            if max_examples:
+                seen += leading_dim(Y_batch) or 0
+                if seen >= max_examples:
+                    break
+        return golds, probs
+
     def _predict_dataloader(
         self, dataloader, return_preds: bool, remap_labels: Dict[str, Optional[str]]
     ) -> Dict[str, Dict[str, Any]]:
-        self.eval()
         labels_to_tasks = self._get_labels_to_tasks(
             dataloader.dataset.Y_dict.keys(), remap_labels
         )
-        task_names = list(dict.fromkeys(labels_to_tasks.values()))
-        golds: Dict[str, list] = {label: [] for label in labels_to_tasks}
-        probs: Dict[str, list] = {label: [] for label in labels_to_tasks}
-        for X_batch, Y_batch in dataloader:
-            batch_probs = self._calculate_probs(X_batch, task_names)
-            for label, task_name in labels_to_tasks.items():
-                probs[label].append(batch_probs[task_name])
-                golds[label].append(Y_batch[label])
+        golds, probs = self._collect(dataloader, labels_to_tasks)
+        task_probs = {task: _concat_probs(rows) for task, rows in probs.items()}
         results: Dict[str, Dict[str, Any]] = {
             "golds": {label: _concat_tensors(rows) for label, rows in golds.items()},
-            "probs": {label: _concat_probs(rows) for label, rows in probs.items()},
+            "probs": {
+                label: task_probs[task] for label, task in labels_to_tasks.items()
+            },
         }
         if return_preds:
+            task_preds = {
+                task: self._task_predictions(task_probs[task], task)
+                for task in task_probs
+            }
             results["preds"] = {
-                label: self._preds(results["probs"][label], labels_to_tasks[label])
-                for label in labels_to_tasks
+                label: task_preds[task] for label, task in labels_to_tasks.items()
             }
         return results
 
-    def _preds(self, probs, task_name: str):
+    def _task_predictions(self, probs: Any, task_name: str) -> Any:
+        """The one way this model turns a task's probabilities into labels
+        (``metal.labels.break_ties`` with the task's tie policy, in its label
+        convention): ``[n, k]`` probabilities (tensor or array) give ``[n]``
+        labels of the same kind; per-item arrays give per-item labels (a
+        scalar for a ``[k]`` item, ``[seq_len]`` for a ``[seq_len, k]`` one)."""
         task = self._tasks[task_name]
-        if (
-            task.first_class == 0
-            and isinstance(probs, torch.Tensor)
-            and probs.dim() == 2
-        ):
-            if probs.shape[0] == 0:
-                return torch.zeros(0, dtype=torch.long)
-            return torch.from_numpy(probs_to_preds(probs.numpy()))
-        if isinstance(probs, torch.Tensor):
-            return probs.argmax(dim=-1) + task.first_class
-        return [np.argmax(p, axis=-1) + task.first_class for p in probs]
+        policy, convention = task.tie_break_policy, task.label_convention
+        if isinstance(probs, torch.Tensor) and probs.dim() == 2:
+            return torch.from_numpy(break_ties(probs.numpy(), policy, convention))
+        if isinstance(probs, np.ndarray) and probs.ndim == 2:
+            return break_ties(probs, policy, convention)
+        items = [np.asarray(p) for p in probs]
+        if items and all(p.ndim == 1 and p.shape == items[0].shape for p in items):
+            return list(break_ties(np.stack(items), policy, convention))
+        return [
+            (
+                break_ties(p, policy, convention)
+                if p.ndim == 2
+                else break_ties(p[None], policy, convention)[0]
+            )
+            for p in items
+        ]
+
+    def _score_label(
+        self,
+        task_name: str,
+        golds: Any,
+        preds: Any,
+        probs: Any,
+        target_metrics: Optional[List[str]] = None,
+    ) -> Dict[str, float]:
+        """Score one label set with its task's scorer, in the task's label
+        convention (the one scoring path of both APIs)."""
+        task = self._tasks[task_name]
+        return self.scorers[task_name].score_task(
+            golds, preds, probs, task.label_convention, target_metrics
+        )
 
     @torch.no_grad()
     def score(
@@ -428,13 +483,13 @@ class MultitaskClassifier(nn.Module):
                 continue
             results = self._predict_dataloader(dataloader, True, remap_labels)
             for label, task_name in labels_to_tasks.items():
-                task = self._tasks[task_name]
                 probs = results["probs"][label]
-                scores = self.scorers[task_name].score_task(
-                    _hard_golds(results["golds"][label], probs, task.first_class),
+                first_class = self._tasks[task_name].first_class
+                scores = self._score_label(
+                    task_name,
+                    _hard_golds(results["golds"][label], probs, first_class),
                     results["preds"][label],
                     probs,
-                    first_class=task.first_class,
                 )
                 for metric, value in scores.items():
                     key = "/".join([label, dataset.name, dataset.split, metric])
@@ -452,11 +507,10 @@ class MultitaskClassifier(nn.Module):
         """Load weights saved by ``save`` (or a training checkpoint) with
         ``torch.load(..., weights_only=True)``, then move to the device."""
         try:
-            state = torch.load(model_path, map_location="cpu", weights_only=True)
+            state = read_state_dict(model_path)
         except Exception:
             logger.error(f"Could not load a model from {model_path}.")
             raise
-        state = _state_dict_of(state, model_path)
         self.load_state_dict(_match_dataparallel_keys(state, self.state_dict()))
         self._move_to_device()
 
@@ -518,12 +572,12 @@ def _select_rows(output: Any, active: torch.Tensor, n: int) -> Any:
     return output
 
 
-def _to_numpy(values: Any) -> Any:
-    if isinstance(values, torch.Tensor):
-        return values.detach().cpu().numpy()
+def _output_numpy(values: Any) -> Any:
+    """An output function's result as NumPy: one array, or a list of per-item
+    arrays (sequence tasks)."""
     if isinstance(values, (list, tuple)):
-        return [_to_numpy(v) for v in values]
-    return np.asarray(values)
+        return [np.asarray(to_numpy(v)) for v in values]
+    return np.asarray(to_numpy(values) if isinstance(values, torch.Tensor) else values)
 
 
 def _concat_tensors(rows: List[torch.Tensor]) -> Any:
@@ -562,16 +616,8 @@ def _hard_golds(golds: Any, probs: Any, first_class: int) -> Any:
         and probs.dim() == 2
         and probs.shape[1] == golds.shape[1]
     ):
-        return golds.argmax(dim=1) + first_class
+        return hard_labels(golds, first_class)
     return golds
-
-
-def _state_dict_of(state: Any, path: str) -> Dict[str, torch.Tensor]:
-    if isinstance(state, dict) and isinstance(state.get("model"), dict):
-        return state["model"]
-    if isinstance(state, dict):
-        return state
-    raise ValueError(f"{os.fspath(path)!r} holds no model state dict.")
 
 
 def _match_dataparallel_keys(

@@ -1,15 +1,17 @@
 """The Operation API's logging classes (Snorkel v0.10 names), for
 ``from metal.mmtl.loggers import LogManager, Checkpointer, ...``.
 
-All are ``metal.logging`` classes: ``LogManager`` (a ``Logger``),
-``Checkpointer`` (``metal.logging.TaskMetricCheckpointer``, a
+All are the Operation-API faces of ``metal.logging`` classes: ``LogManager``
+(a ``Logger``), ``Checkpointer`` (``metal.logging.TaskMetricCheckpointer``, a
 ``metal.logging.Checkpointer`` built from ``CheckpointerConfig`` fields),
-``LogWriter`` and ``TensorBoardWriter`` (which accept both vocabularies).
+``LogWriter`` and ``TensorBoardWriter`` (``metal.logging.OperationLogWriter``
+and ``OperationTensorBoardWriter``: files in ``log_dir/run_name``).
 """
 
-from metal.logging import LogManager, LogWriter
+from metal.logging import LogManager
+from metal.logging import OperationLogWriter as LogWriter
+from metal.logging import OperationTensorBoardWriter as TensorBoardWriter
 from metal.logging import TaskMetricCheckpointer as Checkpointer
-from metal.logging import TensorBoardWriter
 from metal.logging.config import CheckpointerConfig, LogManagerConfig, LogWriterConfig
 
 __all__ = [

@@ -14,12 +14,9 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from metal.classifier import atomic_torch_save
-from metal.mmtl.classifier import (
-    MultitaskClassifier,
-    _match_dataparallel_keys,
-    _state_dict_of,
-)
+from metal._io import atomic_torch_save, read_state_dict
+from metal.labels import ONE_BASED, break_ties
+from metal.mmtl.classifier import MultitaskClassifier, _match_dataparallel_keys
 from metal.mmtl.payload import Payload
 from metal.mmtl.task import StageTask, Task
 from metal.utils import recursive_merge_dicts, set_seed
@@ -44,7 +41,9 @@ __all__ = [
 
 def probs_to_preds(probs: np.ndarray) -> np.ndarray:
     """``argmax + 1`` over the last axis (classes ``1..k``; ties → first)."""
-    return np.argmax(probs, axis=-1) + 1
+    probs = np.asarray(probs)
+    rows = probs.reshape(-1, probs.shape[-1])
+    return break_ties(rows, "first", ONE_BASED).reshape(probs.shape[:-1])
 
 
 def validate_targets(
@@ -292,10 +291,7 @@ class MetalModel(MultitaskClassifier):
         """Load weights from a training checkpoint (its ``"model"`` entry) or
         a file written by ``save_weights``/``save``, safely
         (``weights_only=True``); on a key mismatch retry non-strictly."""
-        state = torch.load(model_path, map_location="cpu", weights_only=True)
-        state = _match_dataparallel_keys(
-            _state_dict_of(state, model_path), self.state_dict()
-        )
+        state = _match_dataparallel_keys(read_state_dict(model_path), self.state_dict())
         try:
             self.load_state_dict(state)
         except RuntimeError as exc:
@@ -330,28 +326,23 @@ def predict_payload_with_gold(
         dict.fromkeys(payload.labels_to_tasks.values())
     )
     labels = _as_list(target_labels) or list(payload.labels_to_tasks)
-    model.eval()
-    Ys: Dict[str, list] = {label: [] for label in labels}
-    Ys_probs: Dict[str, list] = {task: [] for task in tasks}
-    seen = 0
-    for X_batch, Y_batch in payload.data_loader:
-        batch_probs = model._calculate_probs(X_batch, tasks)
-        for task in tasks:
-            Ys_probs[task].extend(batch_probs[task])
-        for label in labels:
-            Ys[label].extend(Y_batch[label].cpu().numpy())
-        if max_examples:
-            seen += len(next(iter(Y_batch.values()))) if Y_batch else 0
-            if seen >= max_examples:
-                break
-    if max_examples:
-        Ys = {label: rows[:max_examples] for label, rows in Ys.items()}
-        Ys_probs = {task: rows[:max_examples] for task, rows in Ys_probs.items()}
+    golds, probs = model._collect(
+        payload.data_loader, payload.labels_to_tasks, labels, tasks, max_examples
+    )
+    Ys = {
+        label: [y for batch in rows for y in batch.cpu().numpy()][
+            : max_examples or None
+        ]
+        for label, rows in golds.items()
+    }
+    Ys_probs = {
+        task: [p for batch in rows for p in batch][: max_examples or None]
+        for task, rows in probs.items()
+    }
     if not return_preds:
         return Ys, Ys_probs
     Ys_preds = {
-        task: [np.argmax(p, axis=-1) + model.tasks[task].first_class for p in probs]
-        for task, probs in Ys_probs.items()
+        task: model._task_predictions(rows, task) for task, rows in Ys_probs.items()
     }
     return Ys, Ys_probs, Ys_preds
 
@@ -393,13 +384,14 @@ def score_payload(
     results: Dict[str, float] = {}
     for label in labels:
         task_name = payload.labels_to_tasks[label]
-        task = model.tasks[task_name]
-        scores = model.scorers[task_name].score_task(
+        if not Ys[label]:
+            continue
+        scores = model._score_label(
+            task_name,
             Ys[label],
             Ys_preds[task_name],
             Ys_probs[task_name],
-            first_class=task.first_class,
-            target_metrics=targets.get(label),
+            targets.get(label),
         )
         for metric, value in scores.items():
             results[f"{task_name}/{payload.name}/{label}/{metric}"] = value
@@ -407,5 +399,9 @@ def score_payload(
         for name, value in results.items():
             print(f"{name:>50}: {value:.3f}")
     if single:
+        if metrics not in results:
+            raise ValueError(
+                f"Payload {payload.name!r} has no examples to score {metrics!r}."
+            )
         return results[metrics]
     return results

@@ -1,19 +1,21 @@
 """Metrics of the Operation-based API (``Scorer(metrics=[...])``).
 
-Label convention: gold labels and predictions are ints in ``0..k-1``;
-probabilities are ``[n, k]`` with column ``c`` = ``P(Y = c)``. Binary metrics
-(precision, recall, f1, fbeta, roc_auc) treat class ``1`` as positive. Rows can
-be dropped before scoring with ``filter_dict`` (e.g. abstentions, ``-1``).
+Label convention: gold labels and predictions are ints in ``0..k-1`` (``-1`` =
+abstain); probabilities are ``[n, k]`` with column ``c`` = ``P(Y = c)``. Binary
+metrics (precision, recall, f1, fbeta, roc_auc) score class ``1`` and refuse
+more than two classes. Rows can be dropped before scoring with
+``filter_dict`` (e.g. abstentions, ``-1``).
 
-MeTaL's own metrics (classes ``1..k``, 0 = abstain) live in ``metal.metrics``;
-``Scorer(standard_metrics=[...])`` uses those.
+The metrics themselves are ``metal.metrics``' registry in the ``ZERO_BASED``
+convention; ``METRICS`` is a view of it under the Operation API's names.
 """
 
 from typing import Callable, Dict, List, NamedTuple, Optional
 
 import numpy as np
-import sklearn.metrics as skm
 
+from metal.labels import ZERO_BASED
+from metal.metrics import get_metric, metric_inputs
 from metal.mmtl.utils import filter_labels, to_int_label_array
 
 __all__ = ["METRICS", "Metric", "metric_score"]
@@ -26,66 +28,32 @@ class Metric(NamedTuple):
     inputs: List[str] = ["golds", "preds"]
 
 
-def _coverage(preds: np.ndarray) -> float:
-    return float(np.mean(preds != -1)) if len(preds) else 0.0
+def _positional(name: str) -> Metric:
+    """The registry's metric ``name`` as a function of its inputs in order."""
+    score = get_metric(name, ZERO_BASED)
+    inputs = list(metric_inputs(name))
 
+    def func(*args, **kwargs) -> float:
+        return score(**dict(zip(inputs, args)), **kwargs)
 
-def _f1(golds: np.ndarray, preds: np.ndarray) -> float:
-    if np.any(golds > 1):
-        raise ValueError(
-            "f1 not supported for multiclass; use f1_micro or f1_macro instead."
-        )
-    return float(skm.f1_score(golds, preds, zero_division=0))
-
-
-def _f1_micro(golds: np.ndarray, preds: np.ndarray) -> float:
-    return float(skm.f1_score(golds, preds, average="micro", zero_division=0))
-
-
-def _f1_macro(golds: np.ndarray, preds: np.ndarray) -> float:
-    return float(skm.f1_score(golds, preds, average="macro", zero_division=0))
-
-
-def _fbeta(golds: np.ndarray, preds: np.ndarray, beta: float = 1.0) -> float:
-    return float(skm.fbeta_score(golds, preds, beta=beta, zero_division=0))
-
-
-def _precision(golds: np.ndarray, preds: np.ndarray) -> float:
-    return float(skm.precision_score(golds, preds, zero_division=0))
-
-
-def _recall(golds: np.ndarray, preds: np.ndarray) -> float:
-    return float(skm.recall_score(golds, preds, zero_division=0))
-
-
-def _roc_auc(golds: np.ndarray, probs: np.ndarray) -> float:
-    probs = np.asarray(probs)
-    if probs.ndim != 2 or probs.shape[1] != 2:
-        raise ValueError(
-            "Metric roc_auc is currently only defined for binary problems."
-        )
-    return float(skm.roc_auc_score(golds, probs[:, 1]))
-
-
-def _accuracy(golds: np.ndarray, preds: np.ndarray) -> float:
-    return float(skm.accuracy_score(golds, preds))
-
-
-def _mcc(golds: np.ndarray, preds: np.ndarray) -> float:
-    return float(skm.matthews_corrcoef(golds, preds))
+    func.__name__ = name
+    return Metric(func, inputs)
 
 
 METRICS: Dict[str, Metric] = {
-    "accuracy": Metric(_accuracy),
-    "coverage": Metric(_coverage, ["preds"]),
-    "precision": Metric(_precision),
-    "recall": Metric(_recall),
-    "f1": Metric(_f1),
-    "f1_micro": Metric(_f1_micro),
-    "f1_macro": Metric(_f1_macro),
-    "fbeta": Metric(_fbeta),
-    "matthews_corrcoef": Metric(_mcc),
-    "roc_auc": Metric(_roc_auc, ["golds", "probs"]),
+    name: _positional(name)
+    for name in (
+        "accuracy",
+        "coverage",
+        "precision",
+        "recall",
+        "f1",
+        "f1_micro",
+        "f1_macro",
+        "fbeta",
+        "matthews_corrcoef",
+        "roc_auc",
+    )
 }
 
 _LABEL_NAMES = ["golds", "preds", "probs"]
@@ -120,8 +88,4 @@ def metric_score(
         if set(filter_dict) - set(_LABEL_NAMES):
             raise ValueError(f"filter_dict must only include keys in {_LABEL_NAMES}")
         labels = filter_labels(labels, filter_dict)
-    func, inputs = METRICS[metric]
-    for name in inputs:
-        if labels[name] is None:
-            raise ValueError(f"Metric {metric} requires access to {name}.")
-    return func(*[labels[name] for name in inputs], **kwargs)
+    return get_metric(metric, ZERO_BASED)(**labels, **kwargs)

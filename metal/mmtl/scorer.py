@@ -1,34 +1,47 @@
 """One ``Scorer`` for both multi-task front doors.
 
-A scorer is built in one of two vocabularies, which fixes what its metric
-names mean and the argument order of ``score``:
+A scorer holds metric names and custom metric functions; it has no label
+convention of its own. A task scores its labels with
+``score_task(golds, preds, probs, convention)``, passing its own
+``metal.labels.LabelConvention``, so the same scorer gives the same answer
+on the same task whichever way it was built:
 
-* Operation API (seed tutorial): ``Scorer(metrics=["accuracy"],
-  custom_metric_funcs={name: fn}, abstain_label=-1)``; labels are ``0..k-1``,
-  rows whose gold or prediction equals ``abstain_label`` are ignored (except by
-  ``coverage``); metrics come from ``metal.mmtl.metrics``; custom functions are
-  called ``fn(golds, preds, probs)`` and return a number or a dict;
-  ``score(golds, preds=None, probs=None)``.
+* ``ONE_BASED`` tasks (MeTaL v0.5's ``ClassificationTask`` ...; classes
+  ``1..k``): items whose gold label is the abstain label (0) are dropped, an
+  abstaining prediction counts as wrong, and precision/recall/F-scores are
+  those of class 1 against the rest;
+* ``ZERO_BASED`` tasks (the Operation API's ``Task``; classes ``0..k-1``):
+  rows whose gold label or prediction is the abstain label (-1) are dropped
+  (except by ``coverage``), and precision/recall/F-scores/ROC-AUC are binary
+  metrics.
+
+The abstain label is ``abstain_label`` (given in the Operation API's numbers:
+the default ``-1`` is ``0`` for a ``ONE_BASED`` task; None drops nothing).
+
+Two constructor vocabularies, and the shape of the public methods follows the
+one used (``vocabulary``):
+
+* the Operation API: ``Scorer(metrics=["accuracy"], custom_metric_funcs={name:
+  fn}, abstain_label=-1)`` (also ``Scorer(["accuracy"])``); ``fn(golds, preds,
+  probs)`` returns a number or a dict; ``metrics`` is ``{name: f(golds, preds,
+  probs)}``; ``score(golds, preds=None, probs=None)`` scores labels ``0..k-1``;
 * MeTaL v0.5: ``Scorer(standard_metrics=["accuracy"], custom_metric_funcs={fn:
-  ["name", ...]})``; labels are ``1..k`` and examples whose gold row is all 0
-  are ignored; metrics come from ``metal.metrics``; custom functions are called
-  ``fn(Y, Y_preds, probs=Y_probs)`` and return a dict; ``score(Y, Y_probs,
-  Y_preds, target_metrics=None)``.
+  ["name", ...]})``; ``fn(Y, Y_preds, probs=Y_probs)`` gets per-item lists
+  and returns a dict; ``metrics`` is the list of names; ``score(Y, Y_probs,
+  Y_preds, target_metrics=None)`` scores labels ``1..k``.
 
-Models never call ``score`` directly: they call ``score_task`` with labels in
-the convention of the task the scorer belongs to (``first_class`` 0 or 1), and
-the scorer shifts them into its own.
+Metric names are those of ``metal.metrics``' registry in either spelling
+(``roc-auc`` / ``roc_auc``), whichever vocabulary.
 """
 
-import functools
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Union
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
 
-from metal.metrics import METRICS as V05_METRICS
-from metal.metrics import metric_score as v05_metric_score
-from metal.mmtl.metrics import METRICS, metric_score
+from metal._data import to_numpy
+from metal.labels import ONE_BASED, ZERO_BASED, LabelConvention
+from metal.metrics import get_metric, metric_inputs, metric_names
 
 OPERATION = "operation"
 V05 = "v0.5"
@@ -36,18 +49,23 @@ V05 = "v0.5"
 _OPERATION_ARGS = ("golds", "preds", "probs", "target_metrics")
 _V05_ARGS = ("Y", "Y_probs", "Y_preds", "target_metrics")
 _ALIASES = {"Y": "golds", "Y_probs": "probs", "Y_preds": "preds"}
+_CONVENTIONS = {OPERATION: ZERO_BASED, V05: ONE_BASED}
+# Per-item values: one array [n, ...], or per-item arrays of different shapes.
+Items = Union[np.ndarray, List[np.ndarray]]
+
+__all__ = ["OPERATION", "Scorer", "V05"]
 
 
 class Scorer:
-    """Computes a task's metrics (see the module docstring for both vocabularies).
+    """Computes a task's metrics (see the module docstring).
 
     Args:
-        metrics: Operation-API metric names (keys of ``metal.mmtl.metrics.METRICS``).
+        metrics: metric names (keys of ``metal.metrics``' registry).
         custom_metric_funcs: ``{name: fn}`` (Operation API) or ``{fn: [names]}``
             (v0.5).
-        abstain_label: Operation API: the "no label" value ignored in golds and
-            predictions (None: nothing ignored).
-        standard_metrics: v0.5 metric names (keys of ``metal.metrics.METRICS``).
+        abstain_label: the abstain label, in the Operation API's numbers
+            (``-1``; None: nothing is dropped).
+        standard_metrics: v0.5's name for ``metrics``.
 
     Raises:
         ValueError: for an unknown metric name or a malformed custom metric.
@@ -62,87 +80,48 @@ class Scorer:
     ) -> None:
         custom = dict(custom_metric_funcs or {})
         keyed_by_function = any(callable(key) for key in custom)
-        if standard_metrics is not None or keyed_by_function:
-            self.flavour = V05
-            names = list(standard_metrics if standard_metrics is not None else [])
-            names += list(metrics or [])
-            self._init_v05(names, custom)
-        else:
-            self.flavour = OPERATION
-            self._init_operation(list(metrics or []), custom, abstain_label)
-
-    # ------------------------------------------------------------ building
-    def _init_operation(self, names: List[str], custom: dict, abstain_label) -> None:
+        self.vocabulary = (
+            V05 if standard_metrics is not None or keyed_by_function else OPERATION
+        )
+        names = list(standard_metrics or []) + list(metrics or [])
+        for name in names:
+            if not isinstance(name, str) or "/" in name or name not in _KNOWN:
+                raise ValueError(
+                    f"Unrecognized metric: {name!r}; metrics must be simple names "
+                    f"from {sorted(_KNOWN)}."
+                )
+        self.standard_metrics = names
+        self.custom_metric_funcs = custom
         self.abstain_label = abstain_label
-        self.standard_metrics = names
-        self.custom_metric_funcs = custom
-        self._metric_fns: Dict[str, Callable] = {}
-        for name in names:
-            if name not in METRICS:
-                raise ValueError(
-                    f"Unrecognized metric: {name!r}; choose from {sorted(METRICS)}."
-                )
-            filter_dict = (
-                None
-                if abstain_label is None or name == "coverage"
-                else {"golds": [abstain_label], "preds": [abstain_label]}
-            )
-            self._metric_fns[name] = functools.partial(
-                metric_score, metric=name, filter_dict=filter_dict
-            )
-        for name, func in custom.items():
-            if not isinstance(name, str) or not callable(func):
-                raise ValueError(
-                    "custom_metric_funcs must map metric names to functions "
-                    f"f(golds, preds, probs); found {name!r}: {func!r}."
-                )
-            self._metric_fns[name] = func
-
-    def _init_v05(self, names: List[str], custom: dict) -> None:
-        self.abstain_label = 0
-        for name in names:
-            if "/" in name or name not in V05_METRICS:
-                raise ValueError(
-                    f"Unrecognized metric: {name!r}; standard_metrics must be simple "
-                    f"names from {sorted(V05_METRICS)}."
-                )
-        for func, produced in custom.items():
-            if not callable(func) or not isinstance(produced, list):
-                raise ValueError(
-                    "custom_metric_funcs must map functions f(Y, Y_preds, probs=...) "
-                    f"to the list of metric names they return; found {func!r}: "
-                    f"{produced!r}."
-                )
-            for name in produced:
-                if "/" in name:
-                    raise ValueError(
-                        f"Custom metric names must be simple (no '/'); found {name!r}."
-                    )
-        self.standard_metrics = names
-        self.custom_metric_funcs = custom
+        self._custom = _parse_custom(custom, keyed_by_function)
 
     # ------------------------------------------------------------ metadata
     @property
-    def metrics(self) -> Union[Dict[str, Callable], List[str]]:
-        """Operation API: ``{name: f(golds, preds, probs)}``; v0.5: the list of
-        standard metric names followed by the custom ones."""
-        if self.flavour == OPERATION:
-            return self._metric_fns
+    def metric_names(self) -> List[str]:
+        """The standard metric names followed by the custom ones."""
         names = list(self.standard_metrics)
-        for produced in self.custom_metric_funcs.values():
+        for _, produced, _ in self._custom:
             names.extend(produced)
         return names
 
     @property
-    def first_class(self) -> int:
-        """The smallest class label in this scorer's convention (0 or 1)."""
-        return 0 if self.flavour == OPERATION else 1
+    def metrics(self) -> Any:
+        """Operation API: ``{name: f(golds, preds, probs)}`` scoring labels
+        ``0..k-1``; v0.5: the list of metric names."""
+        if self.vocabulary == V05:
+            return self.metric_names
+        functions: Dict[str, Callable] = {
+            name: _operation_metric(self, name) for name in self.standard_metrics
+        }
+        for func, produced, _ in self._custom:
+            functions[produced[0]] = func
+        return functions
 
     def validate_target_metrics(self, target_metrics: Optional[Sequence[str]]) -> None:
         """Every target must be a simple name this scorer computes."""
         if not target_metrics:
             return
-        known = list(self.metrics)
+        known = self.metric_names
         for name in target_metrics:
             if "/" in name:
                 raise ValueError(
@@ -155,19 +134,19 @@ class Scorer:
                 )
 
     def __repr__(self) -> str:
-        return f"Scorer(metrics={list(self.metrics)})"
+        return f"Scorer(metrics={self.metric_names})"
 
     # ------------------------------------------------------------- scoring
-    def score(self, *args, **kwargs) -> Dict[str, float]:
-        """Score predictions against gold labels; returns ``{metric: value}``.
+    def score(self, *args: Any, **kwargs: Any) -> Dict[str, float]:
+        """Score labels directly, in the vocabulary the scorer was built with;
+        returns ``{metric: value}``.
 
-        Operation API: ``score(golds, preds=None, probs=None)`` (golds ``[n]`` in
-        ``0..k-1``, preds ``[n]``, probs ``[n, k]``). v0.5:
-        ``score(Y, Y_probs, Y_preds, target_metrics=None)`` (lists with one
-        entry per example, labels in ``1..k``). Keywords of either vocabulary
-        are accepted.
+        Operation API: ``score(golds, preds=None, probs=None)`` (golds ``[n]``
+        in ``0..k-1``, preds ``[n]``, probs ``[n, k]``). v0.5:
+        ``score(Y, Y_probs, Y_preds, target_metrics=None)`` (one entry per
+        item, labels in ``1..k``). Keywords of either vocabulary are accepted.
         """
-        names = _OPERATION_ARGS if self.flavour == OPERATION else _V05_ARGS
+        names = _V05_ARGS if self.vocabulary == V05 else _OPERATION_ARGS
         if len(args) > len(names):
             raise TypeError(f"score takes at most {len(names)} positional arguments.")
         given = dict(zip(names, args))
@@ -176,10 +155,11 @@ class Scorer:
                 raise TypeError(f"score got an unexpected keyword argument {key!r}.")
             given[key] = value
         values = {_ALIASES.get(key, key): value for key, value in given.items()}
-        return self._score(
+        return self.score_task(
             values.get("golds"),
             values.get("preds"),
             values.get("probs"),
+            _CONVENTIONS[self.vocabulary],
             values.get("target_metrics"),
         )
 
@@ -188,119 +168,195 @@ class Scorer:
         golds: Any,
         preds: Any,
         probs: Any,
-        first_class: int = 0,
+        convention: LabelConvention,
         target_metrics: Optional[Sequence[str]] = None,
     ) -> Dict[str, float]:
-        """Score labels given in a task's convention (classes from
-        ``first_class``; ``first_class - 1`` means "no label")."""
-        shift = self.first_class - first_class
-        if shift:
-            golds = _shift(golds, shift)
-            preds = _shift(preds, shift)
-        return self._score(golds, preds, probs, target_metrics)
+        """Score a task's labels in the task's ``convention``.
 
-    def _score(self, golds, preds, probs, target_metrics) -> Dict[str, float]:
-        if self.flavour == OPERATION:
-            return self._score_operation(golds, preds, probs, target_metrics)
-        return self._score_v05(golds, probs, preds, target_metrics)
+        Args:
+            golds: gold labels, one per item (an array ``[n]``, or per-item
+                arrays, e.g. token labels).
+            preds: predictions in the same form (None if unavailable).
+            probs: probabilities ``[n, k]`` or per-item arrays (None if
+                unavailable).
+            convention: the task's label convention.
+            target_metrics: compute only these metrics.
 
-    def _score_operation(self, golds, preds, probs, target_metrics) -> Dict[str, float]:
-        if target_metrics:
-            self.validate_target_metrics(target_metrics)
-        golds = _to_numpy(golds)
-        if golds is None or len(golds) == 0:
-            raise ValueError("Cannot score empty labels")
-        preds, probs = _to_numpy(preds), _to_numpy(probs)
-        results: Dict[str, float] = {}
-        for name, func in self._metric_fns.items():
-            if target_metrics and name not in target_metrics:
-                continue
-            value = func(golds, preds, probs)
-            if isinstance(value, dict):
-                results.update(value)
-            else:
-                results[name] = value
-        return results
-
-    def _score_v05(self, Y, Y_probs, Y_preds, target_metrics) -> Dict[str, float]:
+        Raises:
+            ValueError: for empty ``golds`` or an unknown target metric.
+        """
         self.validate_target_metrics(target_metrics)
-        Y = _per_example(Y)
-        Y_probs = _per_example(Y_probs) if Y_probs is not None else [None] * len(Y)
-        Y_preds = _per_example(Y_preds) if Y_preds is not None else [None] * len(Y)
-        active = [bool(np.any(np.asarray(y) != 0)) for y in Y]
-        Y = [y for y, keep in zip(Y, active) if keep]
-        Y_probs = [p for p, keep in zip(Y_probs, active) if keep]
-        Y_preds = [p for p, keep in zip(Y_preds, active) if keep]
+        Y = _items(golds)
+        if Y is None or len(Y) == 0:
+            raise ValueError("Cannot score empty labels")
+        Y_preds, Y_probs = _items(preds), _items(probs)
+        abstain = self._abstain(convention)
+        labelled = _rows_without(Y, abstain)
+
+        def wanted(name: str) -> bool:
+            return not target_metrics or name in target_metrics
+
         results: Dict[str, float] = {}
         for name in self.standard_metrics:
-            if target_metrics and name not in target_metrics:
+            if wanted(name):
+                results[name] = self._standard(
+                    name, Y, Y_preds, Y_probs, labelled, abstain, convention
+                )
+        for func, produced, style in self._custom:
+            if not any(wanted(name) and name not in results for name in produced):
                 continue
-            results[name] = v05_metric_score(
-                _flat_labels(Y),
-                None if name == "roc-auc" else _flat_labels(Y_preds),
-                name,
-                probs=_stacked(Y_probs) if name == "roc-auc" else None,
-            )
-        for func, produced in self.custom_metric_funcs.items():
-            wanted = [
-                name
-                for name in produced
-                if (not target_metrics or name in target_metrics)
-                and name not in results
-            ]
-            if not wanted:
-                continue
-            output = func(Y, Y_preds, probs=Y_probs)
-            for name, value in output.items():
-                if not target_metrics or name in target_metrics:
-                    results[name] = value
+            if style == OPERATION:
+                value = func(Y, Y_preds, Y_probs)
+                value = value if isinstance(value, dict) else {produced[0]: value}
+            else:
+                value = func(
+                    _as_list(_select(Y, labelled)),
+                    _as_list(_select(Y_preds, labelled)),
+                    probs=_as_list(_select(Y_probs, labelled)),
+                )
+            results.update({k: v for k, v in value.items() if wanted(k)})
         return results
 
+    def _abstain(self, convention: LabelConvention) -> Optional[int]:
+        """The abstain label in ``convention``'s numbers."""
+        if self.abstain_label is None:
+            return None
+        return int(self.abstain_label) + convention.first_class
 
-# ------------------------------------------------------------------ helpers
-def _to_numpy(values):
+    def _standard(
+        self,
+        name: str,
+        Y: Items,
+        Y_preds: Optional[Items],
+        Y_probs: Optional[Items],
+        labelled: np.ndarray,
+        abstain: Optional[int],
+        convention: LabelConvention,
+    ) -> float:
+        """One standard metric over the items with a gold label (and, in a
+        convention that drops them, a non-abstaining prediction)."""
+        keep = labelled
+        if convention.drop_abstained_predictions:
+            if name == "coverage":
+                keep = np.ones(len(Y), dtype=bool)
+            elif Y_preds is not None:
+                keep = keep & _rows_without(Y_preds, abstain)
+        arrays = {
+            "golds": _flat_labels(_select(Y, keep)),
+            "preds": None if Y_preds is None else _flat_labels(_select(Y_preds, keep)),
+            "probs": None if Y_probs is None else _stacked(_select(Y_probs, keep)),
+        }
+        inputs = metric_inputs(name)
+        return get_metric(name, convention)(**{key: arrays[key] for key in inputs})
+
+
+_KNOWN = set(metric_names()) | set(metric_names(ZERO_BASED))
+
+
+def _parse_custom(
+    custom: Dict[Any, Any], keyed_by_function: bool
+) -> List[Tuple[Callable, List[str], str]]:
+    """``[(fn, names it produces, style)]`` from either form of
+    ``custom_metric_funcs``."""
+    parsed = []
+    if keyed_by_function:
+        for func, produced in custom.items():
+            if not callable(func) or not isinstance(produced, list):
+                raise ValueError(
+                    "custom_metric_funcs must map functions f(Y, Y_preds, probs=...) "
+                    f"to the list of metric names they return; found {func!r}: "
+                    f"{produced!r}."
+                )
+            for name in produced:
+                if "/" in name:
+                    raise ValueError(
+                        f"Custom metric names must be simple (no '/'); found {name!r}."
+                    )
+            parsed.append((func, list(produced), V05))
+        return parsed
+    for name, func in custom.items():
+        if not isinstance(name, str) or not callable(func):
+            raise ValueError(
+                "custom_metric_funcs must map metric names to functions "
+                f"f(golds, preds, probs); found {name!r}: {func!r}."
+            )
+        parsed.append((func, [name], OPERATION))
+    return parsed
+
+
+def _operation_metric(scorer: Scorer, name: str) -> Callable[..., float]:
+    """The Operation API's ``scorer.metrics[name]``: ``f(golds, preds, probs)``
+    over labels ``0..k-1``."""
+
+    def score(golds=None, preds=None, probs=None) -> float:
+        sub = Scorer(metrics=[name], abstain_label=scorer.abstain_label)
+        return sub.score_task(golds, preds, probs, ZERO_BASED)[name]
+
+    score.__name__ = name
+    return score
+
+
+def _items(values: Any) -> Optional[Items]:
+    """Per-item values as one array ``[n, ...]`` when the items share a shape
+    (the usual case), else a list of per-item arrays (e.g. token labels)."""
     if values is None:
         return None
-    if isinstance(values, torch.Tensor):
-        return values.detach().cpu().numpy()
-    if isinstance(values, list) and values and isinstance(values[0], torch.Tensor):
-        return np.stack([v.detach().cpu().numpy() for v in values])
-    return np.asarray(values)
-
-
-def _shift(values, shift: int):
-    if values is None:
-        return None
-    if isinstance(values, torch.Tensor):
-        return values + shift
-    if isinstance(values, np.ndarray):
-        return values + shift
-    return [np.asarray(v) + shift for v in values]
-
-
-def _per_example(values) -> list:
-    """A list with one numpy array (or scalar) per example."""
-    if isinstance(values, torch.Tensor):
-        values = values.detach().cpu().numpy()
-    if isinstance(values, np.ndarray):
-        return list(values)
-    return [
-        v.detach().cpu().numpy() if isinstance(v, torch.Tensor) else v for v in values
+    if isinstance(values, (torch.Tensor, np.ndarray)):
+        return to_numpy(values)
+    arrays = [
+        np.asarray(to_numpy(v) if isinstance(v, torch.Tensor) else v) for v in values
     ]
+    if not arrays:
+        return np.zeros(0, dtype=np.int64)
+    if all(a.shape == arrays[0].shape for a in arrays):
+        return np.stack(arrays)
+    return arrays
 
 
-def _flat_labels(values: list) -> np.ndarray:
-    """``[n]`` ints from per-example labels of size 1."""
-    arrays = [np.asarray(v).reshape(-1) for v in values]
-    if any(a.shape[0] != 1 for a in arrays):
+def _rows_without(items: Items, value: Optional[int]) -> np.ndarray:
+    """Bool ``[n]``: items with some entry other than ``value`` (all True for
+    None)."""
+    if value is None:
+        return np.ones(len(items), dtype=bool)
+    if isinstance(items, np.ndarray):
+        width = int(np.prod(items.shape[1:]))
+        return (items != value).reshape(len(items), width).any(axis=1)
+    return np.array([bool(np.any(item != value)) for item in items], dtype=bool)
+
+
+def _select(items: Optional[Items], keep: np.ndarray) -> Optional[Items]:
+    if items is None:
+        return None
+    if isinstance(items, np.ndarray):
+        return items[keep]
+    return [item for item, flag in zip(items, keep) if flag]
+
+
+def _as_list(items: Optional[Items]) -> Optional[List[Any]]:
+    return None if items is None else list(items)
+
+
+def _flat_labels(items: Items) -> np.ndarray:
+    """``[n]`` integer labels from per-item labels of size 1."""
+    if isinstance(items, list):
+        if any(np.asarray(item).size != 1 for item in items):
+            items = None
+        else:
+            items = np.asarray([np.asarray(item).reshape(-1)[0] for item in items])
+    elif int(np.prod(items.shape[1:])) != 1:
+        items = None
+    if items is None:
         raise ValueError(
             "Standard metrics score one label per example; use a custom metric "
             "(e.g. tokenwise_accuracy) for sequence labels."
         )
-    if not arrays:
-        return np.zeros(0, dtype=np.int64)
-    return np.concatenate(arrays).astype(np.int64)
+    labels = items.reshape(-1)
+    if labels.dtype.kind == "f" and not np.all(np.mod(labels, 1) == 0):
+        raise ValueError("Input contains at least one non-integer value.")
+    return labels.astype(np.int64)
 
 
-def _stacked(values: list) -> np.ndarray:
-    return np.stack([np.asarray(v) for v in values]) if values else np.zeros((0, 2))
+def _stacked(items: Items) -> np.ndarray:
+    if isinstance(items, np.ndarray):
+        return items if len(items) else np.zeros((0, 2))
+    return np.stack([np.asarray(v) for v in items]) if items else np.zeros((0, 2))

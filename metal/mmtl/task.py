@@ -25,6 +25,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from metal.end_model.identity_module import IdentityModule
+from metal.labels import ONE_BASED, ZERO_BASED, LabelConvention
 from metal.mmtl.modules import MetalModule, MetalModuleWrapper
 from metal.mmtl.scorer import Scorer
 
@@ -144,8 +145,11 @@ class Task:
             an input that no earlier op produces, or duplicate op names.
     """
 
-    #: Smallest class label; ``first_class - 1`` marks "no label".
-    first_class = 0
+    #: The task's label vocabulary: classes ``0..k-1``, ``-1`` = no label.
+    label_convention: LabelConvention = ZERO_BASED
+    #: How predictions break ties (``metal.labels.break_ties``): a hash of the
+    #: row index picks among the tied classes, as the Operation API does.
+    tie_break_policy = "hash"
     #: Factor applied to this task's loss.
     loss_multiplier = 1.0
     #: v0.5 tasks share modules passed as the same object (not only by key).
@@ -189,9 +193,14 @@ class Task:
         logger.info(f"Created task: {self.name}")
 
     @property
+    def first_class(self) -> int:
+        """The smallest class label (0 here, 1 for v0.5 tasks)."""
+        return self.label_convention.first_class
+
+    @property
     def ignore_label(self) -> int:
         """The label value meaning "no label" (``first_class - 1``)."""
-        return self.first_class - 1
+        return self.label_convention.no_label
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name})"
@@ -236,7 +245,9 @@ class StageTask(Task):
     loss, which is multiplied by ``loss_multiplier``.
     """
 
-    first_class = 1
+    label_convention = ONE_BASED
+    #: v0.5 predicts ``argmax + 1`` (the first of tied classes).
+    tie_break_policy = "first"
     shares_modules_by_object = True
 
     def __init__(

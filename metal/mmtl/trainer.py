@@ -7,78 +7,41 @@
   MeTaL v0.5's trainer (``trainer_defaults`` vocabulary; ``Payload``s; metric
   names ``task/payload/label_set/metric``, ``model/train/all/loss``).
 
-Both translate their settings into an ``EngineConfig``, a
-``metal.logging.Logger`` (``Trainer``: its Operation-API face ``LogManager``)
-and ``Checkpointer`` (``Trainer``: ``TaskMetricCheckpointer``), ``LogWriter`` /
-``TensorBoardWriter``, a batch scheduler (a function ``epoch -> batches``)
-and a step that sums the per-label-set mean losses of one batch; the engine
-does the rest (optimizer, warmup, lr schedule, gradient clipping, logging,
-checkpointing, progress bar, restoring the best model).
+Both are thin translations: ``metal.run`` turns their config into a run
+description and assembles the run (writer, checkpointer, and the front door's
+logger: ``LogManager`` for ``Trainer``, the v0.5 ``Logger`` for
+``MultitaskTrainer``); the trainers add a batch scheduler (a function ``epoch
+-> batches``) and a step that sums the per-label-set mean losses of one
+batch, and the engine does the rest (optimizer, warmup, lr schedule, gradient
+clipping, logging, checkpointing, progress bar, restoring the best model).
 """
 
-import glob
 import logging
-import os
 import random
-import shutil
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-import numpy as np
-import torch
-
-from metal.classifier import atomic_torch_save
-from metal.engine import (
-    Engine,
-    EngineConfig,
-    build_optimizer,
-    v05_optimizer_settings,
-    v05_scheduler_kwargs,
-)
-from metal.logging import (
-    Checkpointer,
-    LogManager,
-    LogWriter,
-    TaskMetricCheckpointer,
-    TensorBoardWriter,
-)
+from metal._data import leading_dim
+from metal._io import atomic_torch_save, plain_number, safe_torch_load
+from metal.engine import build_optimizer
+from metal.logging import LogManager
 from metal.mmtl.classifier import MultitaskClassifier
 from metal.mmtl.config import TrainerConfig, config_to_dict, merge_config
 from metal.mmtl.metal_model import score_payload
 from metal.mmtl.mmtl_logger import Logger
 from metal.mmtl.schedulers import batch_schedulers
 from metal.mmtl.task_scheduler import ProportionalScheduler
+from metal.run import Run, from_trainer_config, from_trainer_defaults
 from metal.utils import recursive_merge_dicts, set_seed
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["MultitaskTrainer", "Trainer", "trainer_defaults"]
 
-LR_SCHEDULER_OPTIONS = ("constant", "linear", "exponential", "step")
 
-
-# ===================================================================== shared
-def _first_label_rows(Y_dict: Dict[str, torch.Tensor]) -> int:
-    for labels in Y_dict.values():
-        return int(labels.shape[0])
-    return 0
-
-
-def _best_metric_present(checkpointer: Optional[Checkpointer]) -> bool:
-    return checkpointer is not None and bool(checkpointer.best_model_found)
-
-
-def _remove_checkpoint_files(checkpointer: Checkpointer, keep_best: bool) -> None:
-    """Delete the periodic snapshots (and the best model unless ``keep_best``)
-    this run wrote; remove the folder if that leaves it empty."""
-    folder = checkpointer.checkpoint_dir
-    if not os.path.isdir(folder):
-        return
-    for path in glob.glob(os.path.join(folder, "model_checkpoint_*.pth")):
-        os.remove(path)
-    if not keep_best and os.path.exists(checkpointer.best_model_path):
-        os.remove(checkpointer.best_model_path)
-    if not os.listdir(folder):
-        os.rmdir(folder)
+def _label_rows(item: Any) -> int:
+    """Examples in a multi-task batch item: rows of its first label set."""
+    (_, Y_dict), *_ = item
+    return leading_dim(Y_dict) or 0
 
 
 # ============================================================ Operation API
@@ -136,13 +99,14 @@ class Trainer:
         n_batches_per_epoch = sum(len(dl) for dl in train_loaders)
         if cfg.seed is not None:
             set_seed(cfg.seed)
-        self.log_writer = self._set_log_writer()
-        self.checkpointer = self._set_checkpointer()
-        self.log_manager = log_manager = self._set_log_manager(n_batches_per_epoch)
-        engine_config = self._engine_config(model, n_batches_per_epoch)
+        self.log_manager = LogManager(
+            n_batches_per_epoch, **cfg.log_manager_config._asdict()
+        )
+        spec = from_trainer_config(cfg, model._device)
         batch_scheduler = self._set_batch_scheduler()
-        if self.log_writer is not None:
-            self.log_writer.write_config(config_to_dict(cfg))
+        run = Run(spec, self.log_manager)
+        self.log_writer = self.log_manager.log_writer = run.writer
+        self.checkpointer = self.log_manager.checkpointer = run.checkpointer
 
         def step(item):
             (X_dict, Y_dict), loader = item
@@ -156,24 +120,20 @@ class Trainer:
         def evaluate(trained_model):
             return trained_model._score_dataloaders(valid_loaders)
 
-        engine = Engine(
-            model,
-            engine_config,
-            log_manager,
-            checkpointer=self.checkpointer,
-            evaluate=evaluate if valid_loaders else None,
-            batch_size_fn=lambda item: _first_label_rows(item[0][1]),
-        )
         model.train()
-        result = engine.fit(
+        result = run.fit(
+            model,
             lambda epoch: batch_scheduler.get_batches(train_loaders),
             step,
+            evaluate=evaluate if valid_loaders else None,
+            batch_size_fn=_label_rows,
             batches_per_epoch=n_batches_per_epoch,
         )
-        self.optimizer = engine.optimizer
-        self.lr_scheduler = engine.lr_scheduler
+        self.optimizer = run.engine.optimizer
+        self.lr_scheduler = run.engine.lr_scheduler
+        self.warmup_steps = run.engine.lr_schedule.warmup_batches
         self.metrics = dict(result.metrics_hist)
-        log_manager.cleanup(model)
+        run.finish()
 
     def _check_dataloaders(self, dataloaders: List[Any]) -> None:
         cfg = self.config
@@ -210,91 +170,6 @@ class Trainer:
         return routes
 
     # ---------------------------------------------------------------- setup
-    def _set_log_writer(self) -> Optional[LogWriter]:
-        cfg = self.config
-        if not cfg.logging:
-            return None
-        if cfg.log_writer == "json":
-            return LogWriter(**cfg.log_writer_config._asdict())
-        if cfg.log_writer == "tensorboard":
-            return TensorBoardWriter(**cfg.log_writer_config._asdict())
-        raise ValueError(f"Unrecognized writer option: {cfg.log_writer!r}")
-
-    def _set_checkpointer(self) -> Optional[TaskMetricCheckpointer]:
-        cfg = self.config
-        if not cfg.checkpointing:
-            return None
-        lc = cfg.log_manager_config
-        return TaskMetricCheckpointer(
-            lc.counter_unit, lc.evaluation_freq, **cfg.checkpointer_config._asdict()
-        )
-
-    def _set_log_manager(self, n_batches_per_epoch: int) -> LogManager:
-        return LogManager(
-            n_batches_per_epoch,
-            log_writer=self.log_writer,
-            checkpointer=self.checkpointer,
-            **self.config.log_manager_config._asdict(),
-        )
-
-    def _optimizer_settings(self) -> Tuple[str, Dict[str, Any]]:
-        cfg = self.config
-        oc = cfg.optimizer_config
-        if cfg.optimizer == "sgd":
-            return "sgd", {"lr": cfg.lr, **oc.sgd_config._asdict()}
-        if cfg.optimizer == "adam":
-            return "adam", {"lr": cfg.lr, **oc.adam_config._asdict()}
-        if cfg.optimizer == "adamax":
-            return "adamax", {"lr": cfg.lr, **oc.adamax_config._asdict()}
-        raise ValueError(f"Unrecognized optimizer option '{cfg.optimizer}'")
-
-    def _warmup_steps(self, n_batches_per_epoch: int) -> int:
-        sc = self.config.lr_scheduler_config
-        if sc.warmup_steps:
-            if sc.warmup_steps < 0:
-                raise ValueError(f"warmup_steps must be >= 0; found {sc.warmup_steps}.")
-            if sc.warmup_unit == "epochs":
-                return int(sc.warmup_steps * n_batches_per_epoch)
-            if sc.warmup_unit == "batches":
-                return int(sc.warmup_steps)
-            raise ValueError(
-                f"warmup_unit must be 'batches' or 'epochs'; found {sc.warmup_unit!r}."
-            )
-        if sc.warmup_percentage:
-            total = self.config.n_epochs * n_batches_per_epoch
-            return int(sc.warmup_percentage * total)
-        return 0
-
-    def _engine_config(self, model, n_batches_per_epoch: int) -> EngineConfig:
-        cfg = self.config
-        name, optimizer_kwargs = self._optimizer_settings()
-        if cfg.lr_scheduler not in LR_SCHEDULER_OPTIONS:
-            raise ValueError(f"Unrecognized lr scheduler option '{cfg.lr_scheduler}'")
-        sc = cfg.lr_scheduler_config
-        scheduler_kwargs = {
-            "exponential": sc.exponential_config._asdict(),
-            "step": sc.step_config._asdict(),
-        }.get(cfg.lr_scheduler, {})
-        self.warmup_steps = self._warmup_steps(n_batches_per_epoch)
-        return EngineConfig(
-            n_epochs=cfg.n_epochs,
-            optimizer=name,
-            optimizer_kwargs=optimizer_kwargs,
-            l2=cfg.l2,
-            grad_clip=cfg.grad_clip,
-            lr_scheduler=None if cfg.lr_scheduler == "constant" else cfg.lr_scheduler,
-            lr_scheduler_kwargs=scheduler_kwargs,
-            lr_step_unit="batches",
-            warmup_steps=self.warmup_steps,
-            warmup_unit="batches",
-            min_lr=sc.min_lr,
-            loss_metric="model/all/train/loss",
-            lr_metric="model/all/train/lr",
-            device=model._device,
-            progress_bar=cfg.progress_bar,
-            verbose=cfg.progress_bar,
-        )
-
     def _set_batch_scheduler(self):
         name = self.config.batch_scheduler
         if name not in batch_schedulers:
@@ -318,7 +193,7 @@ class Trainer:
         parameters holding the saved state) from ``trainer_path``; read with
         ``weights_only=True``."""
         try:
-            saved = torch.load(trainer_path, map_location="cpu", weights_only=True)
+            saved = safe_torch_load(trainer_path, "trainer file")
         except Exception:
             logger.error(f"Could not load a trainer from {trainer_path}.")
             raise
@@ -326,9 +201,9 @@ class Trainer:
         if model is None:
             return
         try:
-            name, kwargs = self._optimizer_settings()
+            engine = from_trainer_config(self.config, "cpu").engine
             self.optimizer = build_optimizer(
-                name, model.parameters(), kwargs, self.config.l2
+                engine.optimizer, model.parameters(), engine.optimizer_kwargs, engine.l2
             )
             self.optimizer.load_state_dict(saved["optimizer_state_dict"])
         except Exception as exc:
@@ -393,8 +268,6 @@ trainer_defaults = {
         "checkpoint_runway": 0,
     },
 }
-
-V05_LR_SCHEDULERS = (None, "linear", "exponential", "reduce_on_plateau")
 
 
 class MultitaskTrainer(object):
@@ -467,15 +340,14 @@ class MultitaskTrainer(object):
                 f"{len(train_payloads)} payload(s) in the train split."
             )
         self._check_metrics()
-        self.writer = self._set_writer()
-        self.logger = self._set_logger(batches_per_epoch)
-        self.checkpointer, checkpoint_dir_existed = self._set_checkpointer(
-            model, payloads
-        )
-        engine_config = self._engine_config(model)
+        spec = from_trainer_defaults(cfg, model._device)
+        if spec.checkpoint.kind is not None:
+            self._validate_checkpoint_metric(model, payloads)
+        self.logger = Logger(cfg["logger_config"], batches_per_epoch, None, verbose)
+        run = Run(spec, self.logger)
+        self.writer = self.logger.writer = run.writer
+        self.checkpointer = run.checkpointer
         self.task_scheduler = self._set_task_scheduler(model, payloads)
-        if self.writer is not None:
-            self.writer.write_config(cfg)
         metrics_config = cfg["metrics_config"]
         self.metrics_hist: Dict[str, Any] = {}
         loss_names: Dict[Tuple[str, str], str] = {}
@@ -495,61 +367,43 @@ class MultitaskTrainer(object):
             return named_losses, named_counts
 
         def evaluate(trained_model):
+            # Aggregate metrics read the run's history as it is being logged.
+            self.metrics_hist = run.engine.metrics_hist
             return self.calculate_metrics(
                 trained_model, payloads, split=metrics_config["valid_split"]
             )
 
-        engine = Engine(
-            model,
-            engine_config,
-            self.logger,
-            checkpointer=self.checkpointer,
-            evaluate=evaluate,
-            batch_size_fn=lambda item: _first_label_rows(item[0][1]),
-        )
-        self.metrics_hist = engine.metrics_hist
         model.train()
-        engine.fit(
+        run.fit(
+            model,
             lambda epoch: self.task_scheduler.get_batches(payloads, "train"),
             step,
+            evaluate=evaluate,
+            batch_size_fn=_label_rows,
             batches_per_epoch=batches_per_epoch,
         )
-        self.optimizer = engine.optimizer
-        self.lr_scheduler = engine.lr_scheduler
+        self.metrics_hist = run.engine.metrics_hist
+        self.optimizer = run.engine.optimizer
+        self.lr_scheduler = run.engine.lr_scheduler
         model.eval()
-        return self._finish(model, payloads, checkpoint_dir_existed)
+        return self._finish(model, payloads, run)
 
-    def _finish(
-        self, model, payloads, checkpoint_dir_existed: bool
-    ) -> Dict[str, float]:
-        cfg = self.config
-        verbose = bool(cfg["verbose"])
-        ckpt = self.checkpointer
-        if self.writer is not None and _best_metric_present(ckpt):
-            if os.path.exists(ckpt.best_model_path):
-                shutil.copy(ckpt.best_model_path, self.writer.log_subdir)
+    def _finish(self, model, payloads, run: Run) -> Dict[str, float]:
+        """Score the test split, then end the run (checkpoint clean-up, run
+        log, the model's weights beside it)."""
+        verbose = bool(self.config["verbose"])
         if verbose:
             print("Finished training")
         metrics_dict = self.calculate_metrics(
-            model, payloads, split=cfg["metrics_config"]["test_split"]
+            model, payloads, split=self.config["metrics_config"]["test_split"]
         )
         if verbose:
             for name, value in metrics_dict.items():
-                print(f"{name:>50}: {_plain(value):.3f}")
-        if ckpt is not None and cfg["checkpoint_cleanup"]:
-            if verbose:
-                print(f"Cleaning up checkpoints in {ckpt.checkpoint_dir}")
-            if checkpoint_dir_existed:
-                _remove_checkpoint_files(ckpt, keep_best=False)
-            else:
-                ckpt.clean_up()
-        if self.writer is not None:
-            self.writer.write_metrics({k: _plain(v) for k, v in metrics_dict.items()})
-            self.writer.close()
-            model_path = os.path.join(self.writer.log_subdir, "model.pth")
-            atomic_torch_save({"model": model.state_dict()}, model_path)
-            if verbose:
-                print(f"Saving model weights to {model_path}")
+                print(f"{name:>50}: {plain_number(value):.3f}")
+        run.finish(
+            model=model,
+            metrics={name: plain_number(v) for name, v in metrics_dict.items()},
+        )
         return metrics_dict
 
     # -------------------------------------------------------------- metrics
@@ -619,49 +473,6 @@ class MultitaskTrainer(object):
                     f"metrics_config.{key} must be a list; found {mc[key]!r}."
                 )
 
-    def _set_writer(self):
-        cfg = self.config
-        kind = cfg["writer"]
-        if kind is None:
-            return None
-        writer_config = dict(cfg["writer_config"], verbose=bool(cfg["verbose"]))
-        if kind == "json":
-            return LogWriter(**writer_config)
-        if kind == "tensorboard":
-            return TensorBoardWriter(**writer_config)
-        raise ValueError(
-            f"Unrecognized writer option {kind!r}; choose None, 'json' or "
-            "'tensorboard'."
-        )
-
-    def _set_logger(self, batches_per_epoch: int) -> Logger:
-        lc = self.config["logger_config"]
-        if lc["score_every"] < 0:
-            lc["score_every"] = lc["log_every"]
-        return Logger(
-            lc,
-            batches_per_epoch,
-            writer=self.writer,
-            verbose=bool(self.config["verbose"]),
-        )
-
-    def _set_checkpointer(self, model, payloads) -> Tuple[Optional[Checkpointer], bool]:
-        cfg = self.config
-        if not (cfg["checkpoint"] or cfg["lr_scheduler"] == "reduce_on_plateau"):
-            return None, False
-        cc = dict(cfg["checkpoint_config"])
-        self._validate_checkpoint_metric(model, payloads)
-        if self.writer is not None:
-            default_dir = os.path.join(self.writer.log_subdir, "checkpoints")
-            if cc["checkpoint_dir"] and cc["checkpoint_dir"] != default_dir:
-                print(f"Using checkpoint_dir {cc['checkpoint_dir']} given in config.")
-            cc["checkpoint_dir"] = cc["checkpoint_dir"] or default_dir
-        else:
-            cc["checkpoint_dir"] = cc["checkpoint_dir"] or "checkpoints"
-        cc["checkpoint_every"] = cc["checkpoint_every"] or None
-        existed = os.path.isdir(cc["checkpoint_dir"])
-        return Checkpointer(cc, verbose=bool(cfg["verbose"])), existed
-
     def _validate_checkpoint_metric(self, model, payloads) -> None:
         cfg = self.config
         metric = cfg["checkpoint_config"]["checkpoint_metric"]
@@ -712,40 +523,6 @@ class MultitaskTrainer(object):
                 "task_metrics is set."
             )
 
-    def _engine_config(self, model) -> EngineConfig:
-        cfg = self.config
-        name, optimizer_kwargs = v05_optimizer_settings(cfg["optimizer_config"])
-        scheduler = cfg["lr_scheduler"]
-        if scheduler not in V05_LR_SCHEDULERS:
-            raise ValueError(
-                f"Unrecognized lr scheduler option {scheduler!r}; choose from "
-                f"{list(V05_LR_SCHEDULERS)}."
-            )
-        sc = cfg["lr_scheduler_config"]
-        cc = cfg["checkpoint_config"]
-        checkpoint_best = bool(cfg["checkpoint"]) and bool(cc["checkpoint_best"])
-        return EngineConfig(
-            n_epochs=cfg["n_epochs"],
-            optimizer=name,
-            optimizer_kwargs=optimizer_kwargs,
-            l2=cfg["l2"],
-            grad_clip=cfg["grad_clip"],
-            lr_scheduler=scheduler,
-            lr_scheduler_kwargs=v05_scheduler_kwargs(scheduler, sc),
-            lr_step_unit="batches",
-            warmup_steps=sc["warmup_steps"] or 0,
-            warmup_unit=sc["warmup_unit"],
-            min_lr=sc["min_lr"] or 0.0,
-            plateau_metric=cc["checkpoint_metric"],
-            plateau_mode=cc["checkpoint_metric_mode"],
-            loss_metric="model/train/all/loss",
-            lr_metric="model/train/all/lr" if cfg["logger_config"]["log_lr"] else None,
-            evaluate_at_end=checkpoint_best,
-            device=model._device,
-            progress_bar=bool(cfg["progress_bar"]),
-            verbose=bool(cfg["verbose"]),
-        )
-
     def _set_task_scheduler(self, model, payloads):
         name = self.config["task_scheduler"]
         if name == "proportional":
@@ -753,9 +530,3 @@ class MultitaskTrainer(object):
         raise NotImplementedError(
             f"Unrecognized task_scheduler {name!r}; only 'proportional' exists."
         )
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, (np.generic, torch.Tensor)):
-        return value.item()
-    return value

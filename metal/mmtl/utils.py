@@ -5,13 +5,13 @@ Label convention of this module (the Operation API's): classes are ``0..k-1``
 and ``-1`` means "no label" / abstain.
 """
 
-import hashlib
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 import pandas as pd
 import torch
 
+from metal.labels import ZERO_BASED, break_ties
 from metal.utils import move_to_device as _move_to_device
 from metal.utils import padded_tensor
 
@@ -108,9 +108,8 @@ def metrics_dict_to_dataframe(metrics_dict: Dict[str, float]) -> pd.DataFrame:
 
 
 # ----------------------------------------------------------- label helpers
-def _tie_hash(index: int) -> int:
-    """A deterministic integer per row index (stable across runs/platforms)."""
-    return int(hashlib.sha1(str(index).encode("utf-8")).hexdigest(), 16)
+# The Operation API's tie policies, as ``metal.labels.break_ties`` names them.
+_POLICIES = {"random": "hash", "true-random": "random", "abstain": "abstain"}
 
 
 def probs_to_preds(
@@ -120,8 +119,8 @@ def probs_to_preds(
 
     Columns within ``tol`` of a row's maximum are tied. Ties are broken by
     ``tie_break_policy``: ``"random"`` picks deterministically from a hash of
-    the row index, ``"true-random"`` with ``np.random.choice``, ``"abstain"``
-    predicts ``-1``.
+    the row index, ``"true-random"`` uniformly with NumPy's global RNG,
+    ``"abstain"`` predicts ``-1`` (``metal.labels.break_ties``).
     """
     probs = np.asarray(probs)
     if probs.ndim != 2 or probs.shape[1] < 2:
@@ -133,17 +132,7 @@ def probs_to_preds(
             f"tie_break_policy {tie_break_policy!r} is not supported; choose from "
             f"{list(TIE_BREAK_POLICIES)}."
         )
-    near_max = np.abs(probs - probs.max(axis=1, keepdims=True)) < tol
-    preds = near_max.argmax(axis=1).astype(np.int64)
-    for i in np.flatnonzero(near_max.sum(axis=1) > 1):
-        candidates = np.flatnonzero(near_max[i])
-        if tie_break_policy == "random":
-            preds[i] = candidates[_tie_hash(int(i)) % len(candidates)]
-        elif tie_break_policy == "true-random":
-            preds[i] = np.random.choice(candidates)
-        else:
-            preds[i] = -1
-    return preds
+    return break_ties(probs, _POLICIES[tie_break_policy], ZERO_BASED, tol)
 
 
 def preds_to_probs(preds: np.ndarray, num_classes: int) -> np.ndarray:

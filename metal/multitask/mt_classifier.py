@@ -11,9 +11,9 @@ import importlib
 from typing import List, Optional, Sequence
 
 import numpy as np
-from torch.utils.data import DataLoader
 
-from metal.classifier import Classifier, _unpack_pair
+from metal._data import hard_labels, is_pair, unpack_pair
+from metal.classifier import Classifier
 from metal.metrics import METRICS, metric_score
 from metal.multitask.task_graph import TaskGraph
 from metal.multitask.utils import MultiXYDataset, MultiYDataset, _check_task_list
@@ -188,8 +188,8 @@ class MTClassifier(Classifier):
     def _get_predictions(self, data, break_ties="random", return_probs=False, **kwargs):
         """Predict on ``data``; return ``(Y_p, Y)`` or ``(Y_p, Y, Y_s)``, each a
         list over tasks."""
-        if isinstance(data, (tuple, list)) and not isinstance(data, DataLoader):
-            X, Y = _unpack_pair(data, "data")
+        if is_pair(data):
+            X, Y = unpack_pair(data, "data")
             Y = [self._gold_vector(Y_s) for Y_s in _check_task_list(Y, "Y")]
             Y_p, Y_s = self.predict(
                 X, break_ties=break_ties, return_probs=True, **kwargs
@@ -224,10 +224,7 @@ class MTClassifier(Classifier):
     @classmethod
     def _gold_vector(cls, Y_s) -> np.ndarray:
         """One task's gold labels as a 1-D array (soft rows become argmax + 1)."""
-        Y_s = np.asarray(Classifier._to_numpy(Y_s))
-        if Y_s.ndim == 2 and Y_s.shape[1] > 1:
-            return Y_s.argmax(axis=1) + 1
-        return Y_s.reshape(-1)
+        return hard_labels(Classifier._to_numpy(Y_s)).reshape(-1)
 
     # -------------------------------------------------------------------- data
     def _create_dataset(self, *data):

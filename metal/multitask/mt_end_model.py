@@ -23,7 +23,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
-from metal.classifier import _given_modules, _unpack_pair
+from metal._data import row_chunks, unpack_pair
+from metal.classifier import _given_modules
 from metal.end_model.em_defaults import em_default_config
 from metal.end_model.end_model import (
     PREDICT_BATCH_SIZE,
@@ -31,7 +32,6 @@ from metal.end_model.end_model import (
     _check_layer_out_dims,
     _labels_to_tensor,
     _output_width,
-    _row_chunks,
 )
 from metal.end_model.identity_module import IdentityModule
 from metal.end_model.loss import REDUCTIONS, SoftCrossEntropyLoss, soft_cross_entropy
@@ -360,7 +360,7 @@ class MTEndModel(MTClassifier, EndModel):
 
     def _input_chunks(self, X):
         if not isinstance(X, list):
-            yield from _row_chunks(X, PREDICT_BATCH_SIZE)
+            yield from row_chunks(X, PREDICT_BATCH_SIZE)
             return
         if all(isinstance(x, torch.Tensor) or sparse.issparse(x) for x in X):
             n = X[0].shape[0]
@@ -406,7 +406,7 @@ class MTEndModel(MTClassifier, EndModel):
         float ``[n, K_s]`` probabilities."""
         if isinstance(train_data, (Dataset, DataLoader)):
             return train_data
-        X, Y = _unpack_pair(train_data, "train_data")
+        X, Y = unpack_pair(train_data, "train_data")
         Y = self._check_task_labels(Y, "train_data Y")
         Y = [
             self._check_train_labels(Y_s, k=K_s, name=f"train_data Y[{s}] (task {s})")
@@ -420,7 +420,7 @@ class MTEndModel(MTClassifier, EndModel):
         ``0..K_s``, or probabilities ``[n, K_s]``)."""
         if valid_data is None or isinstance(valid_data, (Dataset, DataLoader)):
             return valid_data
-        X, Y = _unpack_pair(valid_data, "valid_data")
+        X, Y = unpack_pair(valid_data, "valid_data")
         Y = self._check_task_labels(Y, "valid_data Y")
         lengths = []
         for s, (Y_s, K_s) in enumerate(zip(Y, self.K)):

@@ -13,6 +13,7 @@ import numpy as np
 import scipy.sparse as sparse
 from torch.utils.data import Dataset
 
+from metal.multitask.task_graph import TaskGraph
 from metal.utils import _length as utils_length
 from metal.utils import arraylike_to_numpy
 
@@ -128,8 +129,6 @@ def feasible_array(task_graph) -> np.ndarray:
 def constrains_labels(task_graph) -> bool:
     """Whether ``task_graph`` rules out some label vectors (a plain TaskGraph
     allows every combination, and its feasible set may be huge)."""
-    from metal.multitask.task_graph import TaskGraph
-
     return type(task_graph).is_feasible is not TaskGraph.is_feasible
 
 

@@ -16,6 +16,7 @@ from numpy.random import choice, random
 from scipy.sparse import csr_matrix
 
 from metal._checks import check_class_balance, check_int
+from metal.multitask.task_graph import TaskHierarchy
 from metal.synthetic.words1k import vocab1k
 from metal.utils import arraylike_to_numpy
 
@@ -249,10 +250,6 @@ class HierarchicalMultiTaskTreeDepsGenerator(SingleTaskTreeDepsGenerator):
         cardinalities: Sequence[int] = [2, 3, 3],
         edges: Sequence[Tuple[int, int]] = [(0, 1), (0, 2)],
     ):
-        # Imported here so that single-task users of this module never import
-        # metal.multitask.
-        from metal.multitask.task_graph import TaskHierarchy
-
         self.task_graph = TaskHierarchy(cardinalities, edges)
         fs = np.array(list(self.task_graph.feasible_set()), dtype=np.int64)
         super().__init__(

@@ -3,6 +3,7 @@ import io
 import os
 import pickle
 import tempfile
+import types
 import unittest
 from unittest import mock
 
@@ -263,6 +264,20 @@ class SavingLinear(nn.Linear):
             self.weight.copy_(state["weight"])
 
 
+class FakeEngine:
+    """What a checkpointer reads from the training engine."""
+
+    def __init__(self, model, optimizer):
+        self.model = model
+        self.optimizer = optimizer
+        self.lr_schedule = None
+        self.progress = types.SimpleNamespace(unit_total=0)
+        self.state = types.SimpleNamespace(batches_seen=0)
+
+    def training_state(self, epoch_finished):
+        return {"epoch_finished": epoch_finished}
+
+
 class TaskMetricCheckpointerTestCase(unittest.TestCase):
     """The Operation API's call forms of the one checkpointer."""
 
@@ -349,13 +364,17 @@ class TaskMetricCheckpointerTestCase(unittest.TestCase):
         ckpt.clear()
         self.assertEqual(self.files(), ["checkpoint_1.pth"])
 
-    def test_engine_call_form(self):
-        """The engine's MeTaL-style call: resumable bundles, v0.10 names."""
+    def test_engine_callback_form(self):
+        """Driven by the engine (its callback hook): resumable bundles, v0.10
+        names; the Operation API's ``checkpoint`` takes only its own form."""
         model = nn.Linear(2, 2)
         optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
         ckpt = self.make(checkpoint_task_metrics=[f"{LOSS}:min"])
-        ckpt.checkpoint({F1: 0.5, LOSS: 0.4}, 1, model, optimizer, None)
-        ckpt.checkpoint({LOSS: 0.3}, 1.5, model, optimizer, None)
+        engine = FakeEngine(model, optimizer)
+        engine.progress.unit_total = 1
+        ckpt.on_batch_end(engine, {F1: 0.5, LOSS: 0.4}, False)
+        engine.progress.unit_total = 1.5
+        ckpt.on_batch_end(engine, {LOSS: 0.3}, False)
         self.assertEqual(ckpt.best_saves, 1)  # only the main metric counts
         self.assertEqual(ckpt.best_metric_dict, {F1: 0.5, LOSS: 0.3})
         self.assertEqual(
@@ -368,13 +387,14 @@ class TaskMetricCheckpointerTestCase(unittest.TestCase):
         )
         bundle = load_checkpoint(ckpt.best_model_path)
         self.assertEqual((bundle["iteration"], bundle["score"]), (1, 0.5))
+        self.assertEqual(bundle["training_state"], {"epoch_finished": False})
         self.assertTrue(ckpt.periodic_due(2))
         copy = self.make(checkpoint_task_metrics=[f"{LOSS}:min"])
         copy.load_state_dict(ckpt.state_dict())
         self.assertEqual(copy.best_metric_dict, ckpt.best_metric_dict)
         self.assertTrue(copy.best_model_found)
-        with self.assertRaisesRegex(TypeError, "no other arguments"):
-            ckpt.checkpoint(1, model, {}, optimizer)
+        with self.assertRaisesRegex(TypeError, "positional"):
+            ckpt.checkpoint({F1: 0.5}, 1, model, optimizer, None)
 
     def test_validation_before_the_disk(self):
         cases = [

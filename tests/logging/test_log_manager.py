@@ -5,7 +5,12 @@ import unittest
 
 import torch.nn as nn
 
-from metal.logging import Logger, LogManager, LogWriter, TaskMetricCheckpointer
+from metal.logging import (
+    Logger,
+    LogManager,
+    OperationLogWriter,
+    TaskMetricCheckpointer,
+)
 
 
 class LogManagerTestCase(unittest.TestCase):
@@ -84,7 +89,7 @@ class LogManagerTestCase(unittest.TestCase):
         self.assertEqual((copy.point_total, copy.trigger_count), (8, 1))
 
     def test_writes_with_point_steps_and_cleans_up(self):
-        writer = LogWriter(log_dir=self.tmp.name, run_name="run")
+        writer = OperationLogWriter(log_dir=self.tmp.name, run_name="run")
         manager = LogManager(2, log_writer=writer, counter_unit="batches")
         manager.update(5)
         manager.log({"model/all/train/loss": 0.25})

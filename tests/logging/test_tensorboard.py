@@ -9,7 +9,7 @@ from typing import NamedTuple
 import torch
 
 from metal.end_model import EndModel
-from metal.logging import TensorBoardWriter
+from metal.logging import OperationTensorBoardWriter, TensorBoardWriter
 
 
 class SmallConfig(NamedTuple):
@@ -41,7 +41,7 @@ class TensorBoardWriterTestCase(unittest.TestCase):
             self.assertEqual(json.load(f)["run_log"], {"train/loss": [[1, 0.5]]})
 
     def test_operation_api_forms(self):
-        writer = TensorBoardWriter(run_name="my_run", log_dir=self.tmp.name)
+        writer = OperationTensorBoardWriter(run_name="my_run", log_dir=self.tmp.name)
         folder = os.path.join(self.tmp.name, "my_run")
         self.assertEqual(writer.log_dir, folder)
         writer.add_scalar("my_value", value=0.5, step=2)

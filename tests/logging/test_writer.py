@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from metal.end_model import EndModel
-from metal.logging import LogWriter, LogWriterConfig
+from metal.logging import LogWriter, LogWriterConfig, OperationLogWriter
 
 
 class Inner(NamedTuple):
@@ -149,7 +149,7 @@ class LogWriterTestCase(unittest.TestCase):
 
 
 class OperationApiLogWriterTestCase(unittest.TestCase):
-    """The v0.10 (LogWriterConfig) vocabulary of the same writer."""
+    """The Operation API's face of the writer (LogWriterConfig vocabulary)."""
 
     def setUp(self):
         self.tmp = tempfile.TemporaryDirectory()
@@ -165,7 +165,7 @@ class OperationApiLogWriterTestCase(unittest.TestCase):
             return json.load(f)
 
     def test_run_name_layout(self):
-        writer = LogWriter(log_dir=self.tmp.name, run_name="my_run")
+        writer = OperationLogWriter(log_dir=self.tmp.name, run_name="my_run")
         folder = os.path.join(self.tmp.name, "my_run")
         self.assertEqual(writer.log_dir, folder)
         self.assertEqual(writer.log_subdir, folder)
@@ -174,7 +174,7 @@ class OperationApiLogWriterTestCase(unittest.TestCase):
         self.assertTrue(os.path.isdir(folder))
 
     def test_default_run_name_is_date_and_time(self):
-        writer = LogWriter(**LogWriterConfig()._asdict())
+        writer = OperationLogWriter(**LogWriterConfig()._asdict())
         date, time, empty = writer.run_name.split("/")
         self.assertEqual(
             (len(date.split("_")), len(time.split("_")), empty), (3, 3, "")
@@ -182,13 +182,36 @@ class OperationApiLogWriterTestCase(unittest.TestCase):
         self.assertEqual(writer.log_dir, os.path.join("logs", date, time, ""))
         self.assertTrue(os.path.isdir(os.path.join(self.tmp.name, "logs", date, time)))
 
-    def test_metal_settings_keep_the_metal_layout(self):
-        writer = LogWriter(log_dir=self.tmp.name, run_name="r", verbose=False)
-        self.assertEqual(writer.log_dir, self.tmp.name)
-        self.assertTrue(os.path.basename(writer.log_subdir).startswith("r_"))
+    def test_the_class_chooses_the_layout_not_the_arguments(self):
+        """MeTaL's LogWriter keeps its layout whatever arguments are given
+        (``verbose=False`` used to move the files); the Operation face keeps
+        its own."""
+        for extra in ({}, {"verbose": False}, {"verbose": True}):
+            writer = LogWriter(log_dir=self.tmp.name, run_name="r", **extra)
+            self.assertEqual(writer.log_dir, self.tmp.name)
+            self.assertTrue(os.path.basename(writer.log_subdir).startswith("r_"))
+            face = OperationLogWriter(log_dir=self.tmp.name, run_name="o", **extra)
+            self.assertEqual(face.log_dir, os.path.join(self.tmp.name, "o"))
+        self.assertTrue(LogWriter(log_dir=self.tmp.name).verbose)
+        self.assertFalse(OperationLogWriter(log_dir=self.tmp.name).verbose)
+
+    def test_finish_ends_a_run_in_each_vocabulary(self):
+        metal_writer = LogWriter(log_dir=self.tmp.name, run_name="m", verbose=False)
+        metal_writer.add_scalar("loss", 0.5, 1)
+        metal_writer.finish(config={"n_epochs": 2}, metrics={"acc": 0.9})
+        log = self.read(metal_writer.log_path)
+        self.assertEqual(log["config"], {"n_epochs": 2})
+        self.assertEqual(log["run_log"], {"loss": [[1, 0.5]]})
+        self.assertEqual(
+            self.read(metal_writer.log_subdir, "metrics.json"), {"acc": 0.9}
+        )
+        face = OperationLogWriter(log_dir=self.tmp.name, run_name="o")
+        face.add_scalar("loss", 0.5, 1)
+        face.finish()
+        self.assertEqual(self.read(face.log_path), {"loss": [[1, 0.5]]})
 
     def test_add_scalar_and_write_log(self):
-        writer = LogWriter(log_dir=self.tmp.name, run_name="my_run")
+        writer = OperationLogWriter(log_dir=self.tmp.name, run_name="my_run")
         writer.add_scalar("my_value", value=0.5, step=2)
         writer.add_scalar("my_value", val=0.25, i=3)
         writer.write_log("my_log.json")
@@ -208,7 +231,7 @@ class OperationApiLogWriterTestCase(unittest.TestCase):
             writer.add_scalar("my_value", 0.5, 1, val=0.5)
 
     def test_write_config_forms(self):
-        writer = LogWriter(log_dir=self.tmp.name, run_name="cfg")
+        writer = OperationLogWriter(log_dir=self.tmp.name, run_name="cfg")
         writer.write_config(DataConfig())
         self.assertEqual(
             self.read(writer.log_dir, "config.json"), {"a": 8, "b": "hello"}
@@ -224,7 +247,7 @@ class OperationApiLogWriterTestCase(unittest.TestCase):
         self.assertEqual(self.read(writer.log_dir, "plain.json"), {"y": 1})
 
     def test_write_text_and_json(self):
-        writer = LogWriter(log_dir=self.tmp.name, run_name="files")
+        writer = OperationLogWriter(log_dir=self.tmp.name, run_name="files")
         writer.write_text("hello\n", "notes.txt")
         with open(os.path.join(writer.log_dir, "notes.txt")) as f:
             self.assertEqual(f.read(), "hello\n")

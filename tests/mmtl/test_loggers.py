@@ -47,7 +47,11 @@ class ExportsTest(unittest.TestCase):
         self.assertIs(loggers.TensorBoardWriter, TensorBoardWriter)
         self.assertIs(Checkpointer, metal.logging.TaskMetricCheckpointer)
         self.assertTrue(issubclass(Checkpointer, metal.logging.Checkpointer))
-        self.assertIs(LogWriter, metal.logging.LogWriter)
+        # The writers are the Operation-API faces of metal.logging's writers.
+        self.assertIs(LogWriter, metal.logging.OperationLogWriter)
+        self.assertTrue(issubclass(LogWriter, metal.logging.LogWriter))
+        self.assertIs(TensorBoardWriter, metal.logging.OperationTensorBoardWriter)
+        self.assertTrue(issubclass(TensorBoardWriter, metal.logging.TensorBoardWriter))
         self.assertTrue(issubclass(LogManager, metal.logging.Logger))
 
 

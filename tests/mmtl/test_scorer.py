@@ -2,6 +2,7 @@ import unittest
 
 import numpy as np
 
+from metal.labels import ONE_BASED, ZERO_BASED
 from metal.mmtl import Scorer
 from metal.mmtl.scorer import OPERATION, V05
 
@@ -25,7 +26,7 @@ class OperationScorerTest(unittest.TestCase):
         scorer = Scorer(
             metrics=["accuracy", "f1"], custom_metric_funcs={"pred_sum": pred_sum}
         )
-        self.assertEqual(scorer.flavour, OPERATION)
+        self.assertEqual(scorer.vocabulary, OPERATION)
         results = scorer.score(self.golds, self.preds, self.probs)
         self.assertAlmostEqual(results["accuracy"], 0.6)
         self.assertAlmostEqual(results["f1"], 2 / 3)
@@ -77,11 +78,11 @@ class OperationScorerTest(unittest.TestCase):
         """A seed-style scorer on a v0.5 task (classes 1..k, 0 = no label)."""
         scorer = Scorer(metrics=["accuracy"])
         results = scorer.score_task(
-            self.golds + 1, self.preds + 1, self.probs, first_class=1
+            self.golds + 1, self.preds + 1, self.probs, ONE_BASED
         )
         self.assertAlmostEqual(results["accuracy"], 0.6)
         golds = np.array([2, 1, 2, 1, 0])  # last one unlabelled
-        results = scorer.score_task(golds, self.preds + 1, self.probs, first_class=1)
+        results = scorer.score_task(golds, self.preds + 1, self.probs, ONE_BASED)
         self.assertAlmostEqual(results["accuracy"], 0.75)
 
 
@@ -98,7 +99,7 @@ class V05ScorerTest(unittest.TestCase):
 
     def test_standard_metrics_drop_inactive(self):
         scorer = Scorer(standard_metrics=["accuracy"])
-        self.assertEqual(scorer.flavour, V05)
+        self.assertEqual(scorer.vocabulary, V05)
         results = scorer.score(self.Y, self.Y_probs, self.Y_preds)
         self.assertAlmostEqual(results["accuracy"], 0.75)
         self.assertEqual(scorer.metrics, ["accuracy"])
@@ -140,7 +141,7 @@ class V05ScorerTest(unittest.TestCase):
         scorer = Scorer(standard_metrics=["accuracy"])
         golds = np.array([1, 0, 1, 0, -1])  # last one unlabelled
         preds = np.array([1, 0, 0, 0, 1])
-        results = scorer.score_task(golds, preds, np.ones((5, 2)) / 2, first_class=0)
+        results = scorer.score_task(golds, preds, np.ones((5, 2)) / 2, ZERO_BASED)
         self.assertAlmostEqual(results["accuracy"], 0.75)
 
 

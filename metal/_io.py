@@ -1,0 +1,217 @@
+"""Every file ``metal`` writes or reads goes through this module.
+
+Writes are atomic: the content goes to a temporary file in the destination's
+folder (created if needed), which is then renamed over the destination, so a
+crash never leaves a truncated model, checkpoint or log behind.
+
+Reads of torch files use ``torch.load(..., weights_only=True)``: a file holds
+tensors and plain data only, so loading one can never run code. Any failure
+to read (a truncated, empty or foreign file) becomes a ``ValueError`` that
+names the file.
+
+Files hold plain data: ``to_plain`` turns configs and attributes into values
+``torch.load(weights_only=True)`` and JSON accept.
+"""
+
+import json
+import os
+import shutil
+import tempfile
+from typing import IO, Any, Callable, Dict, Optional, Union
+
+import numpy as np
+import torch
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+__all__ = [
+    "atomic_copy",
+    "atomic_torch_save",
+    "atomic_write",
+    "atomic_write_json",
+    "atomic_write_text",
+    "is_plain",
+    "json_default",
+    "plain_number",
+    "read_state_dict",
+    "safe_torch_load",
+    "to_plain",
+]
+
+
+# ------------------------------------------------------------------- writing
+def atomic_write(
+    destination: PathLike, write: Callable[[IO], None], binary: bool = True
+) -> str:
+    """Call ``write(file)`` on a temporary file beside ``destination``, then
+    rename it to ``destination``; return the destination path.
+
+    The destination's folder is created if needed. On any failure the
+    temporary file is removed and ``destination`` is left as it was.
+    """
+    destination = os.fspath(destination)
+    folder = os.path.dirname(os.path.abspath(destination))
+    os.makedirs(folder, exist_ok=True)
+    suffix = os.path.splitext(destination)[1] or ".tmp"
+    fd, tmp_path = tempfile.mkstemp(dir=folder, prefix=".tmp_", suffix=suffix)
+    try:
+        with os.fdopen(fd, "wb" if binary else "w") as f:
+            write(f)
+        os.replace(tmp_path, destination)
+    except BaseException:
+        if os.path.exists(tmp_path):
+            os.remove(tmp_path)
+        raise
+    return destination
+
+
+def atomic_torch_save(obj: Any, destination: PathLike, **kwargs: Any) -> str:
+    """``torch.save(obj)`` to ``destination``, atomically."""
+    return atomic_write(destination, lambda f: torch.save(obj, f, **kwargs))
+
+
+def atomic_write_json(obj: Any, destination: PathLike, indent: int = 1) -> str:
+    """Write ``obj`` as JSON (non-JSON values through ``json_default``)."""
+    return atomic_write(
+        destination,
+        lambda f: json.dump(obj, f, indent=indent, default=json_default),
+        binary=False,
+    )
+
+
+def atomic_write_text(text: str, destination: PathLike) -> str:
+    """Write the string ``text`` to ``destination``, atomically."""
+    return atomic_write(destination, lambda f: f.write(text), binary=False)
+
+
+def atomic_copy(source: PathLike, destination: PathLike) -> str:
+    """Copy the file ``source`` to ``destination``, atomically."""
+
+    def copy(f: IO) -> None:
+        with open(source, "rb") as src:
+            shutil.copyfileobj(src, f)
+
+    return atomic_write(destination, copy)
+
+
+def json_default(obj: Any) -> Any:
+    """JSON for the values a config, metric or report may hold beyond JSON's
+    own types: arrays and tensors become lists, sets sorted lists, anything
+    else its string form."""
+    if isinstance(obj, (np.ndarray, np.generic)):
+        return obj.tolist()
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().cpu().tolist()
+    if isinstance(obj, (set, frozenset)):
+        return sorted(obj, key=str)
+    return str(obj)
+
+
+# ------------------------------------------------------------------- reading
+def safe_torch_load(
+    source: PathLike, what: str = "file written by metal", map_location: Any = "cpu"
+) -> Any:
+    """Read a torch file with ``weights_only=True`` (no code can run).
+
+    Args:
+        source: the file's path.
+        what: what the file should be, for the error message (e.g. ``"model
+            file"``, ``"checkpoint"``).
+        map_location: where tensors are loaded (default: the CPU).
+
+    Raises:
+        FileNotFoundError: if there is no such file.
+        ValueError: naming the file, when it cannot be read: it is damaged
+            (truncated, empty) or is not a ``what`` (random bytes, a pickle of
+            arbitrary objects, which is refused rather than run).
+    """
+    path = os.fspath(source)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"No such file: {path!r}.")
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:
+        raise ValueError(
+            f"Could not read {path!r}: the file is damaged or is not a {what} "
+            f"({type(exc).__name__}). It must hold tensors and plain data, as "
+            "metal writes them."
+        ) from None
+
+
+def read_state_dict(source: PathLike, what: str = "model file") -> Dict[str, Any]:
+    """The model state dict held by a file: a bare state dict, a training
+    checkpoint's ``"model"`` entry or a saved model bundle's ``"state_dict"``.
+
+    Raises:
+        ValueError: naming the file, when it cannot be read or holds no state
+            dict.
+    """
+    state = safe_torch_load(source, what)
+    if isinstance(state, dict):
+        for key in ("model", "state_dict"):
+            if isinstance(state.get(key), dict):
+                return state[key]
+        if all(isinstance(value, torch.Tensor) for value in state.values()):
+            return state
+    raise ValueError(f"{os.fspath(source)!r} holds no model state dict.")
+
+
+# ---------------------------------------------------------------- plain data
+_PLAIN_SCALARS = (str, int, float, bool, type(None))
+
+
+def is_plain(value: Any) -> bool:
+    """Whether ``value`` can be stored as is: scalars, arrays, tensors and
+    lists/tuples/dicts (string keys) of them."""
+    if isinstance(value, _PLAIN_SCALARS) or isinstance(value, (np.generic, np.ndarray)):
+        return True
+    if isinstance(value, torch.Tensor):
+        return True
+    if isinstance(value, (list, tuple)):
+        return all(map(is_plain, value))
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and is_plain(v) for k, v in value.items())
+    return False
+
+
+def to_plain(value: Any, callables: Optional[str] = None) -> Any:
+    """Convert to data that ``torch.load(weights_only=True)`` accepts.
+
+    NumPy arrays become lists, NumPy scalars Python scalars, tensors CPU
+    tensors and sets sorted lists. Callables become None (code cannot be
+    stored safely; a loaded model gets the default and the caller passes the
+    function again), or their string form when ``callables="str"``. Other
+    objects become their string form.
+    """
+    if isinstance(value, _PLAIN_SCALARS):
+        return value
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu()
+    if isinstance(value, dict):
+        return {k: to_plain(v, callables) for k, v in value.items()}
+    if isinstance(value, list):
+        return [to_plain(v, callables) for v in value]
+    if isinstance(value, tuple):
+        return tuple(to_plain(v, callables) for v in value)
+    if isinstance(value, (set, frozenset)):
+        return sorted(to_plain(v, callables) for v in value)
+    if callable(value):
+        return str(value) if callables == "str" else None
+    return str(value)
+
+
+def plain_number(value: Any, tidy: bool = False) -> Any:
+    """A Python number from NumPy and one-element torch scalars (other values
+    unchanged); with ``tidy``, integral floats become ints (so ``2.0`` epochs
+    print and name files as ``2``)."""
+    if isinstance(value, torch.Tensor) and value.numel() == 1:
+        value = value.item()
+    elif isinstance(value, np.generic):
+        value = value.item()
+    if tidy and isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
