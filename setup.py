@@ -42,7 +42,7 @@ setup(
         "networkx>=2.8",
     ],
     extras_require={
-        "contrib": ["matplotlib>=3.5"],
+        "contrib": ["matplotlib>=3.5", "nltk>=3.9"],
         "dev": [
             "pytest>=7",
             "pynose>=1.5",
@@ -50,6 +50,7 @@ setup(
             "isort>=5.12",
             "flake8>=6",
             "matplotlib>=3.5",
+            "nltk>=3.9",
             "nbclient>=0.7",
             "nbformat>=5.7",
             "ipykernel>=6",

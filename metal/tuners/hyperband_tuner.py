@@ -24,7 +24,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from metal.tuners.tuner import ModelTuner
+from metal.tuners.tuner import ModelTuner, _SearchInputs
 
 Schedule = List[List[Tuple[int, int]]]
 
@@ -162,7 +162,7 @@ class HyperbandTuner(ModelTuner):
     def search(
         self,
         search_space: Dict[str, Any],
-        valid_data,
+        valid_data: Any,
         init_args: Sequence = [],
         train_args: Sequence = [],
         init_kwargs: Dict[str, Any] = {},
@@ -174,7 +174,7 @@ class HyperbandTuner(ModelTuner):
         verbose: bool = True,
         seed: Optional[int] = None,
         **score_kwargs,
-    ):
+    ) -> Any:
         """Run every bracket of ``hyperband_schedule``; return the best model.
 
         For each bracket, ``n_0`` configurations are drawn (at most
@@ -187,6 +187,7 @@ class HyperbandTuner(ModelTuner):
         ``RandomSearchTuner.search``; the saved best model is always removed
         once loaded.
         """
+        inputs = _SearchInputs.from_arguments(locals())
         self._clear_state(seed)
         self.config_generator(search_space, max_search, self.rng, shuffle)
         if "n_epochs" in search_space:
@@ -196,27 +197,8 @@ class HyperbandTuner(ModelTuner):
                 stacklevel=2,
             )
         self.search_space = dict(search_space)
-        self._prepare_search(
-            search_space,
-            valid_data,
-            init_args,
-            init_kwargs,
-            train_kwargs,
-            module_args,
-            module_kwargs,
-            required_keys=["n_epochs"],
-        )
+        self._prepare_search(search_space, inputs, required_keys=["n_epochs"])
         self._n_planned = None
-        trial_kwargs = dict(
-            init_args=init_args,
-            train_args=train_args,
-            init_kwargs=init_kwargs,
-            train_kwargs=train_kwargs,
-            module_args=module_args,
-            module_kwargs=module_kwargs,
-            verbose=verbose,
-            **score_kwargs,
-        )
         if verbose:
             self.pretty_print_schedule(self.hyperband_schedule)
         try:
@@ -224,36 +206,43 @@ class HyperbandTuner(ModelTuner):
                 n_start = bracket[0][0]
                 if max_search:
                     n_start = min(n_start, max_search)
-                survivors = list(
-                    self.config_generator(search_space, n_start, self.rng, shuffle)
+                configs = self.config_generator(
+                    search_space, n_start, self.rng, shuffle
                 )
-                n_drawn = len(survivors)
-                for band, (n_i, r_i) in enumerate(bracket):
-                    if verbose:
-                        print(
-                            f"Bracket {b}, band {band}: {len(survivors)} "
-                            f"configuration(s) x {r_i} epoch(s)"
-                        )
-                    scored = []
-                    for i, config in enumerate(survivors):
-                        trial_config = {**config, "n_epochs": r_i}
-                        score, _ = self._test_model_config(
-                            f"{b}_{band}_{i}", trial_config, valid_data, **trial_kwargs
-                        )
-                        self.run_stats[-1].update({"bracket": b, "band": band})
-                        scored.append((score, config))
-                        self._save_report()
-                    if band + 1 < len(bracket):
-                        n_keep = _n_to_keep(
-                            bracket[band + 1][0], n_drawn, bracket[0][0]
-                        )
-                        survivors = [c for _, c in _rank(scored)[:n_keep]]
-            self._save_report()
-            if verbose:
-                self._print_summary("Hyperband search finished")
-            return self._load_best_model(clean_up=True)
+                self._run_bracket(b, bracket, list(configs), inputs, verbose)
+            return self._finish_search("Hyperband search finished", verbose, True)
         finally:
             self._remove_tmpdir()
+
+    def _run_bracket(
+        self,
+        b: int,
+        bracket: List[Tuple[int, int]],
+        configs: List[Dict[str, Any]],
+        inputs: _SearchInputs,
+        verbose: bool,
+    ) -> None:
+        """Successive halving: train every survivor for each band's epochs and
+        keep the best for the next band (trial ids ``"<b>_<band>_<i>"``)."""
+        survivors = configs
+        for band, (_, r_i) in enumerate(bracket):
+            if verbose:
+                print(
+                    f"Bracket {b}, band {band}: {len(survivors)} "
+                    f"configuration(s) x {r_i} epoch(s)"
+                )
+            scored = []
+            for i, config in enumerate(survivors):
+                trial_config = {**config, "n_epochs": r_i}
+                score, _ = self._run_trial(
+                    f"{b}_{band}_{i}", trial_config, inputs, verbose
+                )
+                self.run_stats[-1].update({"bracket": b, "band": band})
+                scored.append((score, config))
+                self._save_report()
+            if band + 1 < len(bracket):
+                n_keep = _n_to_keep(bracket[band + 1][0], len(configs), bracket[0][0])
+                survivors = [c for _, c in _rank(scored)[:n_keep]]
 
     def _search_params(self, config: Dict[str, Any]) -> Dict[str, Any]:
         """The searched entries of ``config`` plus the trial's ``n_epochs``."""

@@ -2,7 +2,7 @@
 
 from typing import Any, Dict, Optional, Sequence
 
-from metal.tuners.tuner import ModelTuner
+from metal.tuners.tuner import ModelTuner, _SearchInputs
 
 
 class RandomSearchTuner(ModelTuner):
@@ -29,7 +29,7 @@ class RandomSearchTuner(ModelTuner):
     def search(
         self,
         search_space: Dict[str, Any],
-        valid_data,
+        valid_data: Any,
         init_args: Sequence = [],
         train_args: Sequence = [],
         init_kwargs: Dict[str, Any] = {},
@@ -42,7 +42,7 @@ class RandomSearchTuner(ModelTuner):
         clean_up: bool = True,
         seed: Optional[int] = None,
         **score_kwargs,
-    ):
+    ) -> Any:
         """Train and score configurations; return the best model.
 
         Args:
@@ -75,38 +75,16 @@ class RandomSearchTuner(ModelTuner):
             ValueError: for a malformed search space or unknown keys, before any
                 training.
         """
+        inputs = _SearchInputs.from_arguments(locals())
         self._clear_state(seed)
         configs = self.config_generator(search_space, max_search, self.rng, shuffle)
         self.search_space = dict(search_space)
-        self._prepare_search(
-            search_space,
-            valid_data,
-            init_args,
-            init_kwargs,
-            train_kwargs,
-            module_args,
-            module_kwargs,
-        )
+        self._prepare_search(search_space, inputs)
         self._n_planned = self._n_configs(search_space, max_search)
         try:
             for i, config in enumerate(configs):
-                self._test_model_config(
-                    i,
-                    config,
-                    valid_data,
-                    init_args=init_args,
-                    train_args=train_args,
-                    init_kwargs=init_kwargs,
-                    train_kwargs=train_kwargs,
-                    module_args=module_args,
-                    module_kwargs=module_kwargs,
-                    verbose=verbose,
-                    **score_kwargs,
-                )
+                self._run_trial(i, config, inputs, verbose)
                 self._save_report()
-            self._save_report()
-            if verbose:
-                self._print_summary("Random search finished")
-            return self._load_best_model(clean_up=clean_up)
+            return self._finish_search("Random search finished", verbose, clean_up)
         finally:
             self._remove_tmpdir()

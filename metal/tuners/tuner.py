@@ -18,6 +18,14 @@ of the ``module_classes`` (only the modules whose constructors name the key
 receive it). Unknown keys are a ``ValueError`` raised before anything is
 trained.
 
+Where a key goes is read from what the classes declare, never from a built
+model: the signatures of the model's constructor, of its ``train_model`` and of
+the module classes, and the model class's ``default_config()`` (its complete
+default config tree; the class's own config merge decides which keys it
+holds). A class without ``default_config`` (e.g. a user's model) receives the
+keys its signatures name, and, through ``**kwargs``, every other key, for the
+model to judge.
+
 Files: nothing is written unless ``log_dir`` (or a ``log_writer_class``, whose
 logs then go under the current directory, as ``LogWriter`` itself does) is
 given; folders are created when a search starts, not at construction. With a
@@ -47,12 +55,13 @@ Differences from MeTaL v0.5 (deliberate fixes):
 
 import contextlib
 import copy
+import functools
 import inspect
-import io
 import itertools
 import json
 import math
 import numbers
+import operator
 import os
 import random
 import shutil
@@ -60,13 +69,25 @@ import tempfile
 import time
 import weakref
 from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
 from datetime import datetime
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import (
+    Any,
+    Callable,
+    Dict,
+    FrozenSet,
+    Iterator,
+    List,
+    Optional,
+    Sequence,
+    Tuple,
+)
 
 import numpy as np
 import torch
 
 from metal.metrics import METRICS
+from metal.utils import recursive_merge_dicts
 
 SCALES = ("linear", "log")
 BEST_MODEL_FILE = "best_model.pth"
@@ -74,6 +95,53 @@ REPORT_FILE = "tuner_report.json"
 
 # Arguments of train_model that the tuner itself supplies.
 _TUNER_TRAIN_ARGS = ("valid_data", "log_writer")
+
+# Settings the tuner passes to the model itself, where the model takes them.
+_TUNER_SETTINGS = ("verbose", "validation_metric", "valid_data", "checkpoint_dir")
+
+
+@dataclass(frozen=True)
+class _SearchInputs:
+    """The arguments that every trial of one search is built, trained and
+    scored with: the shared parameters of ``search`` and ``_test_model_config``,
+    gathered once and handed to the helpers. The tuner never modifies them.
+
+    Attributes:
+        valid_data: the data each trained model is scored on.
+        init_args, init_kwargs: the model constructor's arguments.
+        train_args, train_kwargs: ``train_model``'s arguments.
+        module_args, module_kwargs: ``{module name: args}`` /
+            ``{module name: kwargs}`` of the ``module_classes``.
+        score_kwargs: extra keyword arguments of the model's ``score``.
+    """
+
+    valid_data: Any
+    init_args: Sequence = ()
+    train_args: Sequence = ()
+    init_kwargs: Mapping = field(default_factory=dict)
+    train_kwargs: Mapping = field(default_factory=dict)
+    module_args: Mapping = field(default_factory=dict)
+    module_kwargs: Mapping = field(default_factory=dict)
+    score_kwargs: Mapping = field(default_factory=dict)
+
+    def __post_init__(self):
+        if "metric" in self.score_kwargs:
+            raise ValueError(
+                "Pass the metric as the tuner's validation_metric, not as a score "
+                "keyword argument."
+            )
+
+    @classmethod
+    def from_arguments(cls, arguments: Mapping[str, Any]) -> "_SearchInputs":
+        """Gather the inputs from the arguments of a ``search`` (or
+        ``_test_model_config``) call, whose parameters carry the field names;
+        pass the call's ``locals()`` before anything else is assigned."""
+        return cls(**{f.name: arguments[f.name] for f in fields(cls)})
+
+    @property
+    def model_verbose(self) -> bool:
+        """Whether the caller asked the models themselves to be verbose."""
+        return bool(self.train_kwargs.get("verbose", self.init_kwargs.get("verbose")))
 
 
 class ModelTuner:
@@ -209,47 +277,56 @@ class ModelTuner:
             return max_search
         return min(n_product, max_search) if max_search else n_product
 
-    # ----------------------------------------------------------------- trials
+    # ------------------------------------------------------- search set-up
     def _prepare_search(
         self,
         search_space: Dict[str, Any],
-        valid_data,
-        init_args: Sequence = (),
-        init_kwargs: Dict[str, Any] = {},
-        train_kwargs: Dict[str, Any] = {},
-        module_args: Dict[str, Sequence] = {},
-        module_kwargs: Dict[str, Dict[str, Any]] = {},
+        inputs: _SearchInputs,
         required_keys: Sequence[str] = (),
     ) -> None:
         """Validate a search before anything is trained and decide where each
         search-space key goes (model constructor, ``train_model``, modules).
 
+        Nothing is built, trained or printed and no RNG is used: the routing
+        comes from the classes' signatures and declared default config.
+
+        Args:
+            search_space: the search space (see the module docstring).
+            inputs: the search's shared arguments.
+            required_keys: keys the tuner itself sets for every trial (e.g.
+                Hyperband's ``n_epochs``); the model must accept them.
+
         Raises:
             ValueError: for a missing model class or validation data, a malformed
-                search space, module arguments for unknown modules, or keys that
-                neither the model, its ``train_model`` nor any module accepts.
+                search space, module arguments for unknown modules, keys reserved
+                for the tuner, a model class without ``train_model`` or
+                ``score``, keys that neither the model, its ``train_model`` nor
+                any module accepts (all named together), or flat candidates for
+                a list-valued config key.
         """
         if self.model_class is None:
             raise ValueError("This tuner has no model_class to train; pass one.")
-        if valid_data is None:
+        if inputs.valid_data is None:
             raise ValueError(
                 "valid_data is required: each configuration is scored on it."
             )
-        keys, discrete, ranges = _parse_search_space(search_space)
-        _check_module_arguments(self.module_classes, module_args, module_kwargs)
-        self._routing = _route_keys(
-            self.model_class,
-            self.module_classes,
-            list(keys) + [k for k in required_keys if k not in keys],
-            _representatives(discrete, ranges),
-            init_args,
-            init_kwargs,
-            train_kwargs,
-            module_args,
-            module_kwargs,
+        keys, discrete, _ = _parse_search_space(search_space)
+        _check_module_arguments(
+            self.module_classes, inputs.module_args, inputs.module_kwargs
         )
-        missing = [k for k in required_keys if k in self._routing.unknown]
-        unknown = [k for k in self._routing.unknown if k not in missing]
+        keys += [k for k in required_keys if k not in keys]
+        _reject_reserved_keys(keys, self.module_classes)
+        model = _ModelInterface.of(self.model_class)
+        routing = _Routing.plan(model, self.module_classes, keys)
+        self._check_keys_known(routing, required_keys)
+        _check_list_candidates(model, discrete)
+        self._routing = routing
+
+    def _check_keys_known(self, routing: "_Routing", required_keys) -> None:
+        """Raise for keys that nothing accepts: first the tuner's own required
+        keys, then the search space's (all named in one message)."""
+        missing = [k for k in required_keys if k in routing.unknown]
+        unknown = [k for k in routing.unknown if k not in missing]
         if missing:
             raise ValueError(
                 f"{type(self).__name__} sets {missing} for every trial, but "
@@ -262,13 +339,13 @@ class ModelTuner:
                 "train_model, or of a module class "
                 f"({sorted(self.module_classes) or 'none given'})."
             )
-        self._routing.check_list_candidates(discrete)
 
+    # ----------------------------------------------------------------- trials
     def _test_model_config(
         self,
         idx,
         config: Dict[str, Any],
-        valid_data,
+        valid_data: Any,
         init_args: Sequence = [],
         train_args: Sequence = [],
         init_kwargs: Dict[str, Any] = {},
@@ -285,84 +362,140 @@ class ModelTuner:
         is modified. The models are quiet unless ``verbose`` is set in
         ``init_kwargs`` or ``train_kwargs``; ``verbose`` here prints one line
         per trial. Checkpoints of models with a ``checkpoint_dir`` setting go
-        to a temporary folder unless the caller chose one.
+        to a temporary folder unless the caller chose one. Outside a search,
+        every config value is taken as a fixed setting.
         """
-        if "metric" in score_kwargs:
-            raise ValueError(
-                "Pass the metric as the tuner's validation_metric, not as a score "
-                "keyword argument."
-            )
-        if self._routing is None or not set(config) <= set(self._routing.keys):
-            # Called outside a search: every config value is a fixed setting.
-            self._prepare_search(
-                {key: [value] for key, value in config.items()},
-                valid_data,
-                init_args,
-                init_kwargs,
-                train_kwargs,
-                module_args,
-                module_kwargs,
-            )
-        routing = self._routing
+        inputs = _SearchInputs.from_arguments(locals())
+        return self._run_trial(idx, config, inputs, verbose)
+
+    def _run_trial(
+        self, idx, config: Dict[str, Any], inputs: _SearchInputs, verbose: bool
+    ) -> Tuple[float, Any]:
+        """``_test_model_config`` on the search's shared inputs."""
         config = dict(config)
-        model_verbose = bool(train_kwargs.get("verbose", init_kwargs.get("verbose")))
-        init_kw = dict(init_kwargs)
-        train_kw = dict(train_kwargs)
+        routing = self._routing_for(config, inputs)
+        modules = self._build_modules(routing, config, inputs)
+        init_kwargs = self._constructor_kwargs(routing, config, inputs, modules)
+        train_kwargs = self._train_model_kwargs(routing, config, inputs)
+        with self._private_checkpoint_dir(routing, config, inputs) as folder:
+            if folder is not None:
+                _point_checkpoints_at(folder, routing, init_kwargs, train_kwargs)
+            model = self._train(idx, inputs, init_kwargs, train_kwargs)
+        if folder is not None:
+            _restore_checkpoint_dir(model, routing)
+        score = self._score(model, inputs)
+        self._keep_if_best(idx, config, score, model)
+        self._record_trial(idx, config, score, verbose)
+        return score, model
 
+    def _routing_for(self, config: Dict[str, Any], inputs: _SearchInputs):
+        """The search's routing; outside a search (or for keys it did not plan),
+        a routing for ``config`` with every value as a fixed setting."""
+        if self._routing is None or not set(config) <= set(self._routing.keys):
+            fixed = {key: [value] for key, value in config.items()}
+            self._prepare_search(fixed, inputs)
+        return self._routing
+
+    def _build_modules(
+        self, routing: "_Routing", config: Dict[str, Any], inputs: _SearchInputs
+    ) -> Dict[str, Any]:
+        """A fresh module per ``module_classes`` entry, built from its
+        ``module_args``/``module_kwargs`` and the config keys it names."""
+        modules = {}
         for name, module_class in self.module_classes.items():
-            kwargs = dict(module_kwargs.get(name, {}))
+            kwargs = dict(inputs.module_kwargs.get(name, {}))
             kwargs.update(
-                {k: config[k] for k in routing.module_keys[name] & set(config)}
+                {k: v for k, v in config.items() if k in routing.module_keys[name]}
             )
-            init_kw[name] = module_class(*module_args.get(name, ()), **kwargs)
-        init_kw.update({k: v for k, v in config.items() if k in routing.init_keys})
-        train_kw.update({k: v for k, v in config.items() if k in routing.train_keys})
+            modules[name] = module_class(*inputs.module_args.get(name, ()), **kwargs)
+        return modules
 
-        if "verbose" not in config:
-            if routing.init_accepts("verbose"):
-                init_kw["verbose"] = bool(init_kwargs.get("verbose", model_verbose))
-            if routing.train_accepts("verbose"):
-                train_kw["verbose"] = model_verbose
+    def _constructor_kwargs(
+        self,
+        routing: "_Routing",
+        config: Dict[str, Any],
+        inputs: _SearchInputs,
+        modules: Dict[str, Any],
+    ) -> Dict[str, Any]:
+        """The model constructor's keyword arguments: ``init_kwargs``, the
+        modules, the config keys routed to it, and (unless searched) a quiet
+        ``verbose``."""
+        kwargs = {**inputs.init_kwargs, **modules}
+        kwargs.update({k: v for k, v in config.items() if k in routing.init_keys})
+        if "verbose" not in config and routing.init_accepts("verbose"):
+            verbose = inputs.init_kwargs.get("verbose", inputs.model_verbose)
+            kwargs["verbose"] = bool(verbose)
+        return kwargs
+
+    def _train_model_kwargs(
+        self, routing: "_Routing", config: Dict[str, Any], inputs: _SearchInputs
+    ) -> Dict[str, Any]:
+        """``train_model``'s keyword arguments: ``train_kwargs``, the config
+        keys routed to it, and the tuner's settings it takes (``verbose``
+        unless searched, ``validation_metric``, ``valid_data``)."""
+        kwargs = dict(inputs.train_kwargs)
+        kwargs.update({k: v for k, v in config.items() if k in routing.train_keys})
+        if "verbose" not in config and routing.train_accepts("verbose"):
+            kwargs["verbose"] = inputs.model_verbose
         if routing.train_accepts("validation_metric"):
-            train_kw["validation_metric"] = self.validation_metric
+            kwargs["validation_metric"] = self.validation_metric
         if routing.train_accepts("valid_data"):
-            train_kw["valid_data"] = valid_data
+            kwargs["valid_data"] = inputs.valid_data
+        return kwargs
 
-        chooses_checkpoint_dir = "checkpoint_dir" in routing.config_keys and not (
+    @staticmethod
+    def _private_checkpoint_dir(
+        routing: "_Routing", config: Dict[str, Any], inputs: _SearchInputs
+    ):
+        """A context giving a temporary checkpoint folder for the trial (removed
+        on exit) when the model has a ``checkpoint_dir`` setting that nobody
+        chose; otherwise ``None``."""
+        chosen = (
             "checkpoint_dir" in config
-            or "checkpoint_dir" in _all_keys(init_kwargs)
-            or "checkpoint_dir" in _all_keys(train_kwargs)
+            or "checkpoint_dir" in _all_keys(inputs.init_kwargs)
+            or "checkpoint_dir" in _all_keys(inputs.train_kwargs)
         )
-        with contextlib.ExitStack() as stack:
-            if chooses_checkpoint_dir:
-                checkpoint_dir = stack.enter_context(
-                    tempfile.TemporaryDirectory(prefix="metal_tuner_ckpt_")
-                )
-                if routing.init_accepts("checkpoint_dir"):
-                    init_kw["checkpoint_dir"] = checkpoint_dir
-                if routing.train_accepts("checkpoint_dir"):
-                    train_kw["checkpoint_dir"] = checkpoint_dir
-            model = self.model_class(*init_args, **init_kw)
-            log_writer = self._make_log_writer(idx, model_verbose)
-            if log_writer is not None:
-                train_kw["log_writer"] = log_writer
-            model.train_model(*train_args, **train_kw)
-            _finish_log_writer(log_writer, model)
-        if chooses_checkpoint_dir and callable(getattr(model, "update_config", None)):
-            # The returned model should not point at the deleted folder.
-            default = _find_config_value(routing.config, "checkpoint_dir")
-            model.update_config({"checkpoint_dir": default})
+        if not routing.has_checkpoint_dir or chosen:
+            return contextlib.nullcontext()
+        return tempfile.TemporaryDirectory(prefix="metal_tuner_ckpt_")
 
-        score_kwargs = {**score_kwargs, "verbose": False}
-        score = _as_score(
-            model.score(valid_data, metric=self.validation_metric, **score_kwargs)
+    def _train(
+        self,
+        idx,
+        inputs: _SearchInputs,
+        init_kwargs: Dict[str, Any],
+        train_kwargs: Dict[str, Any],
+    ):
+        """Build the model and train it, with this trial's log writer (if any)."""
+        model = self.model_class(*inputs.init_args, **init_kwargs)
+        log_writer = self._make_log_writer(idx, inputs.model_verbose)
+        if log_writer is not None:
+            train_kwargs = {**train_kwargs, "log_writer": log_writer}
+        model.train_model(*inputs.train_args, **train_kwargs)
+        _finish_log_writer(log_writer, model)
+        return model
+
+    def _score(self, model, inputs: _SearchInputs) -> float:
+        """The model's ``validation_metric`` on the validation data."""
+        score_kwargs = {**inputs.score_kwargs, "verbose": False}
+        score = model.score(
+            inputs.valid_data, metric=self.validation_metric, **score_kwargs
         )
+        return _as_score(score)
+
+    def _keep_if_best(self, idx, config: Dict[str, Any], score: float, model) -> None:
+        """Make the trial the best one (and save its model) if it beats the
+        best so far; the first trial always does."""
         if self.best_index == -1 or _is_better(score, self.best_score):
             self.best_score = score
             self.best_index = idx
             self.best_config = copy.copy(config)
             self._save_best_model(model)
 
+    def _record_trial(
+        self, idx, config: Dict[str, Any], score: float, verbose: bool
+    ) -> None:
+        """Append the trial to ``run_stats`` (and print it when verbose)."""
         search_params = self._search_params(config)
         self.run_stats.append(
             {
@@ -375,7 +508,6 @@ class ModelTuner:
         )
         if verbose:
             self._print_trial(idx, search_params, score)
-        return score, model
 
     def _search_params(self, config: Dict[str, Any]) -> Dict[str, Any]:
         """The entries of ``config`` that the search varies (list or range values
@@ -396,7 +528,7 @@ class ModelTuner:
             "run_dir": ".",
             "run_name": f"model_search_{idx}",
         }
-        if _accepts_argument(self.log_writer_class, "verbose"):
+        if _Signature.of(self.log_writer_class).passes("verbose"):
             kwargs["verbose"] = verbose
         return self.log_writer_class(**kwargs)
 
@@ -496,10 +628,19 @@ class ModelTuner:
         print(self.run_stats_df().to_string())
 
     # ----------------------------------------------------------------- search
+    def _finish_search(self, title: str, verbose: bool, clean_up: bool):
+        """End a search: write the final report, print the summary (when
+        ``verbose``) and return the best model (``clean_up`` removes its saved
+        file once loaded)."""
+        self._save_report()
+        if verbose:
+            self._print_summary(title)
+        return self._load_best_model(clean_up=clean_up)
+
     def search(
         self,
         search_space: Dict[str, Any],
-        valid_data,
+        valid_data: Any,
         init_args: Sequence = [],
         train_args: Sequence = [],
         init_kwargs: Dict[str, Any] = {},
@@ -510,7 +651,7 @@ class ModelTuner:
         shuffle: bool = True,
         verbose: bool = True,
         **score_kwargs,
-    ):
+    ) -> Any:
         """Search ``search_space`` and return the best model (subclasses)."""
         raise NotImplementedError
 
@@ -647,182 +788,236 @@ def _fresh(value):
     return copy.deepcopy(value) if isinstance(value, (list, dict)) else value
 
 
-def _representatives(discrete, ranges) -> Dict[str, Any]:
-    """One value per key (first candidate / lower bound), for the probe model."""
-    values = {key: candidates[0] for key, candidates in discrete.items()}
-    values.update({key: lo for key, (lo, _, _) in ranges.items()})
-    return values
-
-
 # ---------------------------------------------------------------------------
 # Where search-space keys go
 
 
-class _Routing:
-    """Which component receives each search-space key, and what the model
-    accepts (learned from signatures and from a probe model's config)."""
+@dataclass(frozen=True)
+class _Signature:
+    """The keyword-capable parameter names of a callable, and whether it
+    takes ``**kwargs``."""
 
-    def __init__(self, keys, config_keys, config, init_sig, train_sig, module_sigs):
-        self.keys = list(keys)
-        self.config_keys = config_keys
-        self.config = config
-        self.init_sig = init_sig
-        self.train_sig = train_sig
-        self.module_keys = {
-            name: {k for k in keys if k in sig[0]} for name, sig in module_sigs.items()
-        }
-        self.init_keys = {k for k in keys if self.init_accepts(k)}
-        self.train_keys = {k for k in keys if self.train_accepts(k)}
-        in_modules = set().union(*self.module_keys.values())
-        self.unknown = [
-            k
-            for k in keys
-            if k not in self.init_keys
-            and k not in self.train_keys
-            and k not in in_modules
-        ]
+    names: FrozenSet[str]
+    takes_var_kwargs: bool
 
-    def _accepts(self, sig, key: str) -> bool:
-        names, var_kw = sig
-        if key in names:
-            return True
-        if not var_kw:
+    @classmethod
+    def of(cls, fn) -> "_Signature":
+        try:
+            parameters = inspect.signature(fn).parameters.values()
+        except (TypeError, ValueError):
+            return cls(frozenset(), True)
+        kinds = (
+            inspect.Parameter.POSITIONAL_OR_KEYWORD,
+            inspect.Parameter.KEYWORD_ONLY,
+        )
+        names = frozenset(p.name for p in parameters if p.kind in kinds) - {"self"}
+        var_kw = any(p.kind == inspect.Parameter.VAR_KEYWORD for p in parameters)
+        return cls(names, var_kw)
+
+    def passes(self, key: str) -> bool:
+        """Whether a call can receive ``key`` as a keyword argument."""
+        return key in self.names or self.takes_var_kwargs
+
+
+@dataclass(frozen=True)
+class _ModelInterface:
+    """What a model class declares: its constructor's and ``train_model``'s
+    signatures and, when it has ``default_config()``, its default config tree
+    (``None`` for a class that declares none)."""
+
+    name: str
+    init: _Signature
+    train: _Signature
+    config: Optional[dict]
+
+    @classmethod
+    def of(cls, model_class) -> "_ModelInterface":
+        """Read the interface of ``model_class`` (nothing is built).
+
+        Raises:
+            ValueError: when the class has no ``train_model`` or ``score``.
+        """
+        name = _name(model_class)
+        train_model = getattr(model_class, "train_model", None)
+        if not callable(train_model):
+            raise ValueError(f"{name} has no train_model method to tune.")
+        if not callable(getattr(model_class, "score", None)):
+            raise ValueError(f"{name} has no score method to tune.")
+        return cls(
+            name=name,
+            init=_Signature.of(model_class),
+            train=_Signature.of(train_model),
+            config=_declared_config(model_class),
+        )
+
+    def config_accepts(self, key: str) -> bool:
+        """Whether the class's own config merge takes ``key`` (flat or nested).
+
+        An empty dict can stand anywhere in the tree (it replaces a section
+        and overwrites a leaf), so the merge raises only for a key it cannot
+        place.
+        """
+        if self.config is None:
             return False
-        # Unknown config: pass keys through to **kwargs and let the model judge.
-        return key in self.config_keys or self.config is None
+        try:
+            recursive_merge_dicts(
+                self.config, {key: {}}, misses="exception", verbose=False
+            )
+        except ValueError:
+            return False
+        return True
+
+    def default_value(self, key: str) -> Any:
+        """The default value of the config entry that a flat ``key`` updates;
+        ``None`` for a section (a dict) or a key outside the config. The
+        class's merge places a marker, so the entry is the one it would use."""
+        if self.config is None:
+            return None
+        marker = object()
+        try:
+            marked = recursive_merge_dicts(
+                self.config, {key: marker}, misses="exception", verbose=False
+            )
+        except ValueError:
+            return None
+        for path, value in _leaf_items(marked):
+            if value is marker:
+                return functools.reduce(operator.getitem, path, self.config)
+        return None
 
     def init_accepts(self, key: str) -> bool:
-        return self._accepts(self.init_sig, key)
+        """Whether the constructor takes ``key``: named in its signature, or
+        through ``**kwargs`` as a config key (any key when no config is
+        declared: the model judges)."""
+        return self._takes(self.init, key)
 
     def train_accepts(self, key: str) -> bool:
-        return self._accepts(self.train_sig, key)
+        """Whether ``train_model`` takes ``key`` (as for ``init_accepts``)."""
+        return self._takes(self.train, key)
 
-    def check_list_candidates(self, discrete: Dict[str, list]) -> None:
-        """Candidates of keys whose config value is a list must be lists."""
-        if self.config is None:
-            return
-        for key, candidates in discrete.items():
-            current = _find_config_value(self.config, key)
-            if not isinstance(current, (list, tuple)):
-                continue
-            bad = [c for c in candidates if not isinstance(c, (list, tuple))]
-            if bad:
-                raise ValueError(
-                    f"search_space[{key!r}]: the model expects a list value for "
-                    f"{key!r}, so give a list of candidate lists, e.g. "
-                    f"[{list(current)!r}]; found the candidates {candidates!r}."
-                )
+    def _takes(self, signature: _Signature, key: str) -> bool:
+        if key in signature.names:
+            return True
+        if not signature.takes_var_kwargs:
+            return False
+        return self.config is None or self.config_accepts(key)
 
 
-def _route_keys(
-    model_class,
-    module_classes,
-    keys,
-    representatives,
-    init_args,
-    init_kwargs,
-    train_kwargs,
-    module_args,
-    module_kwargs,
-) -> _Routing:
+def _declared_config(model_class) -> Optional[dict]:
+    """``model_class.default_config()``, or ``None`` when the class has none
+    (an empty tree declares nothing either)."""
+    default_config = getattr(model_class, "default_config", None)
+    if not callable(default_config):
+        return None
+    config = default_config()
+    return config if isinstance(config, dict) and config else None
+
+
+def _leaf_items(tree: dict, prefix: Tuple[str, ...] = ()):
+    """``(path, value)`` for every non-dict value of a nested dict."""
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            yield from _leaf_items(value, prefix + (key,))
+        else:
+            yield prefix + (key,), value
+
+
+@dataclass(frozen=True)
+class _Routing:
+    """Which component receives each search-space key.
+
+    Attributes:
+        keys: the search-space keys (and the tuner's required keys).
+        init_keys, train_keys: the keys (of ``keys`` and of the tuner's own
+            settings, such as ``verbose``) that the model's constructor /
+            ``train_model`` take.
+        module_keys: ``{module name: keys its constructor names}``.
+        unknown: the keys nothing takes.
+        has_checkpoint_dir: the model's config has a ``checkpoint_dir``.
+        default_checkpoint_dir: its default value.
+    """
+
+    keys: Tuple[str, ...]
+    init_keys: FrozenSet[str]
+    train_keys: FrozenSet[str]
+    module_keys: Mapping
+    unknown: Tuple[str, ...]
+    has_checkpoint_dir: bool
+    default_checkpoint_dir: Any
+
+    @classmethod
+    def plan(
+        cls, model: _ModelInterface, module_classes: Mapping, keys: Sequence[str]
+    ) -> "_Routing":
+        """Route ``keys`` from the declarations of the model and module classes."""
+        considered = list(keys) + [k for k in _TUNER_SETTINGS if k not in keys]
+        init_keys = frozenset(k for k in considered if model.init_accepts(k))
+        train_keys = frozenset(k for k in considered if model.train_accepts(k))
+        module_keys = {}
+        for name, module_class in module_classes.items():
+            names = _Signature.of(module_class).names
+            module_keys[name] = frozenset(k for k in keys if k in names)
+        taken = init_keys.union(train_keys, *module_keys.values())
+        return cls(
+            keys=tuple(keys),
+            init_keys=init_keys,
+            train_keys=train_keys,
+            module_keys=module_keys,
+            unknown=tuple(k for k in keys if k not in taken),
+            has_checkpoint_dir=model.config_accepts("checkpoint_dir"),
+            default_checkpoint_dir=model.default_value("checkpoint_dir"),
+        )
+
+    def init_accepts(self, key: str) -> bool:
+        return key in self.init_keys
+
+    def train_accepts(self, key: str) -> bool:
+        return key in self.train_keys
+
+
+def _reject_reserved_keys(keys: Sequence[str], module_classes: Mapping) -> None:
     reserved = [k for k in keys if k in module_classes or k in _TUNER_TRAIN_ARGS]
     if reserved:
         raise ValueError(
             f"search_space keys {reserved} are supplied by the tuner (modules from "
             "module_classes, valid_data, log_writer) and cannot be searched."
         )
-    init_sig = _signature_names(model_class)
-    module_sigs = {name: _signature_names(cls) for name, cls in module_classes.items()}
-    probe = _build_probe(
-        model_class,
-        module_classes,
-        module_sigs,
-        init_sig,
-        representatives,
-        init_args,
-        init_kwargs,
-        module_args,
-        module_kwargs,
-    )
-    train_fn = getattr(probe, "train_model", None)
-    if train_fn is None:
-        raise ValueError(f"{_name(model_class)} has no train_model method to tune.")
-    if not callable(getattr(probe, "score", None)):
-        raise ValueError(f"{_name(model_class)} has no score method to tune.")
-    train_sig = _signature_names(train_fn)
-    config = getattr(probe, "config", None)
-    config = config if isinstance(config, dict) else None
-    config_keys = _all_keys(config) if config is not None else set()
-    return _Routing(keys, config_keys, config, init_sig, train_sig, module_sigs)
 
 
-def _build_probe(
-    model_class,
-    module_classes,
-    module_sigs,
-    init_sig,
-    representatives,
-    init_args,
-    init_kwargs,
-    module_args,
-    module_kwargs,
-):
-    """Construct one untrained model (global RNG states restored, output
-    captured) to learn its config keys and ``train_model`` signature."""
-    kwargs = dict(init_kwargs)
-    for key, value in representatives.items():
-        if key in init_sig[0] and key not in kwargs:
-            kwargs[key] = _fresh(value)
-    with _preserved_global_rng(), contextlib.redirect_stdout(io.StringIO()):
-        for name, module_class in module_classes.items():
-            m_kwargs = dict(module_kwargs.get(name, {}))
-            for key, value in representatives.items():
-                if key in module_sigs[name][0]:
-                    m_kwargs[key] = _fresh(value)
-            kwargs[name] = module_class(*module_args.get(name, ()), **m_kwargs)
-        return model_class(*init_args, **kwargs)
+def _check_list_candidates(model: _ModelInterface, discrete: Dict[str, list]) -> None:
+    """Candidates of keys whose default config value is a list must be lists."""
+    for key, candidates in discrete.items():
+        default = model.default_value(key)
+        if not isinstance(default, (list, tuple)):
+            continue
+        bad = [c for c in candidates if not isinstance(c, (list, tuple))]
+        if bad:
+            raise ValueError(
+                f"search_space[{key!r}]: the model expects a list value for "
+                f"{key!r}, so give a list of candidate lists, e.g. "
+                f"[{list(default)!r}]; found the candidates {candidates!r}."
+            )
 
 
-@contextlib.contextmanager
-def _preserved_global_rng():
-    py_state = random.getstate()
-    np_state = np.random.get_state()
-    torch_state = torch.get_rng_state()
-    cuda_states = None
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        cuda_states = torch.cuda.get_rng_state_all()
-    try:
-        yield
-    finally:
-        random.setstate(py_state)
-        np.random.set_state(np_state)
-        torch.set_rng_state(torch_state)
-        if cuda_states is not None:
-            torch.cuda.set_rng_state_all(cuda_states)
+def _point_checkpoints_at(
+    folder: str, routing: _Routing, init_kwargs: dict, train_kwargs: dict
+) -> None:
+    """Send the trial's checkpoints to ``folder``."""
+    if routing.init_accepts("checkpoint_dir"):
+        init_kwargs["checkpoint_dir"] = folder
+    if routing.train_accepts("checkpoint_dir"):
+        train_kwargs["checkpoint_dir"] = folder
 
 
-def _signature_names(fn) -> Tuple[set, bool]:
-    """``(named keyword-capable parameters, accepts **kwargs)`` of ``fn``."""
-    try:
-        sig = inspect.signature(fn)
-    except (TypeError, ValueError):
-        return set(), True
-    kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
-    names = {p.name for p in sig.parameters.values() if p.kind in kinds}
-    names.discard("self")
-    var_kw = any(
-        p.kind == inspect.Parameter.VAR_KEYWORD for p in sig.parameters.values()
-    )
-    return names, var_kw
-
-
-def _accepts_argument(fn, name: str) -> bool:
-    names, var_kw = _signature_names(fn)
-    return name in names or var_kw
+def _restore_checkpoint_dir(model, routing: _Routing) -> None:
+    """Point the trained model back at its default checkpoint folder, so it
+    does not name the removed temporary one."""
+    if callable(getattr(model, "update_config", None)):
+        model.update_config({"checkpoint_dir": routing.default_checkpoint_dir})
 
 
 def _all_keys(tree) -> set:
-    """Every key of a nested dict, at any depth."""
+    """Every key of a nested dict, at any depth (what a caller's kwargs set)."""
     keys, stack = set(), [tree]
     while stack:
         node = stack.pop()
@@ -830,18 +1025,6 @@ def _all_keys(tree) -> set:
             keys.update(node)
             stack.extend(v for v in node.values() if isinstance(v, Mapping))
     return keys
-
-
-def _find_config_value(config: dict, key: str):
-    """The value a flat ``key`` would update (depth-first, insertion order)."""
-    if key in config:
-        return config[key]
-    for value in config.values():
-        if isinstance(value, dict):
-            found = _find_config_value(value, key)
-            if found is not None:
-                return found
-    return None
 
 
 def _check_module_classes(module_classes) -> Dict[str, Callable]:

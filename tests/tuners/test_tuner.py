@@ -3,6 +3,7 @@ key routing, reports and the files a tuner writes (or does not write)."""
 
 import contextlib
 import copy
+import inspect
 import io
 import json
 import os
@@ -15,8 +16,9 @@ import torch
 import torch.nn as nn
 
 from metal.end_model import EndModel
-from metal.tuners import RandomSearchTuner
-from metal.tuners.tuner import ModelTuner
+from metal.label_model import LabelModel
+from metal.tuners import HyperbandTuner, RandomSearchTuner
+from metal.tuners.tuner import ModelTuner, _SearchInputs
 
 
 def make_data(n=2000):
@@ -484,6 +486,336 @@ class TrialTest(unittest.TestCase):
         # The models stayed quiet (no architecture or epoch logs).
         self.assertNotIn("Network architecture", out)
         self.assertNotIn("Finished Training", out)
+
+
+class CountingModule(nn.Module):
+    """A module that counts its constructions (and draws from torch's RNG)."""
+
+    built = 0
+
+    def __init__(self, in_dim, out_dim, scale=1.0):
+        super().__init__()
+        CountingModule.built += 1
+        self.linear = nn.Linear(in_dim, out_dim)
+        self.scale = scale
+
+    def forward(self, x):
+        return self.linear(x) * self.scale
+
+
+class ExplicitModel:
+    """A user model without ``default_config``: every key it takes is named."""
+
+    built_with = []
+    trained_with = []
+
+    def __init__(self, alpha=0.0, n_epochs=1):
+        ExplicitModel.built_with.append({"alpha": alpha, "n_epochs": n_epochs})
+        self.alpha = alpha
+
+    def train_model(self, train_data, valid_data=None, n_epochs=1, beta=0.0):
+        ExplicitModel.trained_with.append(
+            {"valid_data": valid_data, "n_epochs": n_epochs, "beta": beta}
+        )
+        self.beta = beta
+
+    def score(self, data, metric="accuracy", verbose=True):
+        return self.alpha + self.beta
+
+
+class KwargsModel:
+    """A user model taking ``**kwargs`` without declaring a config: the tuner
+    passes unnamed keys through and the model judges them."""
+
+    accepted = ("alpha", "gamma", "verbose")
+    built_with = []
+
+    def __init__(self, **kwargs):
+        unknown = sorted(set(kwargs) - set(self.accepted))
+        if unknown:
+            raise ValueError(f"KwargsModel does not take {unknown}")
+        KwargsModel.built_with.append(dict(kwargs))
+        self.kwargs = kwargs
+
+    def train_model(self, train_data):
+        pass
+
+    def score(self, data, metric="accuracy", verbose=True):
+        return float(self.kwargs.get("alpha", 0.0))
+
+
+class DeclaredModel:
+    """A model that declares its config tree with ``default_config`` and must
+    never be built while a search is prepared."""
+
+    built = 0
+
+    @classmethod
+    def default_config(cls):
+        return {"alpha": 1.0, "verbose": True, "section": {"dims": [1, 2]}}
+
+    def __init__(self, **kwargs):
+        DeclaredModel.built += 1
+        print("DeclaredModel built")
+        np.random.random()
+        self.config = kwargs
+
+    def train_model(self, train_data, **kwargs):
+        pass
+
+    def score(self, data, metric="accuracy", verbose=True):
+        return 0.5
+
+
+def search_inputs(**kwargs):
+    kwargs.setdefault("valid_data", "valid")
+    return _SearchInputs(**kwargs)
+
+
+class KeyRoutingTest(unittest.TestCase):
+    """Keys are routed from what the classes declare; no model is built."""
+
+    def prepare(self, tuner, space, **inputs):
+        tuner._prepare_search(space, search_inputs(**inputs))
+        return tuner._routing
+
+    def test_end_model_keys_go_to_constructor_train_model_and_modules(self):
+        tuner = RandomSearchTuner(
+            EndModel, module_classes={"input_module": CountingModule}
+        )
+        routing = self.prepare(
+            tuner,
+            {
+                "lr": {"range": [1e-3, 1e-1]},
+                "layer_out_dims": [[2, 4, 2]],
+                "middle_dropout": [0.0, 0.5],
+                "scale": [0.5, 1.0],
+            },
+        )
+        # Config keys reach both the constructor and train_model (**kwargs).
+        for key in ("lr", "layer_out_dims", "middle_dropout"):
+            self.assertIn(key, routing.init_keys)
+            self.assertIn(key, routing.train_keys)
+        # A key only a module names goes to that module alone.
+        self.assertEqual(routing.module_keys, {"input_module": frozenset({"scale"})})
+        self.assertNotIn("scale", routing.init_keys | routing.train_keys)
+        self.assertEqual(routing.unknown, ())
+        # The tuner's own settings go where the model takes them.
+        self.assertTrue(routing.init_accepts("verbose"))
+        self.assertTrue(routing.train_accepts("valid_data"))
+        self.assertTrue(routing.train_accepts("validation_metric"))
+        self.assertTrue(routing.has_checkpoint_dir)
+        self.assertEqual(routing.default_checkpoint_dir, "checkpoints")
+
+    def test_label_model_routing_from_default_config(self):
+        routing = self.prepare(
+            RandomSearchTuner(LabelModel),
+            {"lr": [0.01], "prec_init": [0.6, 0.8], "class_balance": [None]},
+        )
+        self.assertEqual(routing.init_keys & {"lr", "prec_init"}, {"lr", "prec_init"})
+        # class_balance is an argument of train_model only.
+        self.assertIn("class_balance", routing.train_keys)
+        self.assertNotIn("class_balance", routing.init_keys)
+        self.assertFalse(routing.train_accepts("validation_metric"))
+        self.assertFalse(routing.has_checkpoint_dir)
+
+    def test_unknown_keys_reported_together_before_training(self):
+        tuner = RandomSearchTuner(LabelModel)
+        with self.assertRaisesRegex(ValueError, r"\['layer_out_dims', 'lr_x'\]"):
+            self.prepare(tuner, {"layer_out_dims": [[2, 2]], "lr": [0.1], "lr_x": [1]})
+
+    def test_list_valued_keys_need_list_candidates(self):
+        tuner = RandomSearchTuner(EndModel)
+        for key, flat in (
+            ("layer_out_dims", [2, 10, 2]),
+            ("log_train_metrics", ["loss", "accuracy"]),
+        ):
+            with self.assertRaisesRegex(ValueError, f"{key}.*list of candidate lists"):
+                self.prepare(tuner, {key: flat})
+        routing = self.prepare(
+            tuner,
+            {
+                "layer_out_dims": [[2, 10, 2], [2, 4, 2]],
+                "log_train_metrics": [["loss"], ["loss", "accuracy"]],
+                "betas": (0.9, 0.99),  # a fixed tuple value
+            },
+        )
+        self.assertEqual(routing.unknown, ())
+
+    def test_list_check_uses_declared_config(self):
+        tuner = RandomSearchTuner(DeclaredModel)
+        with self.assertRaisesRegex(ValueError, "dims"):
+            self.prepare(tuner, {"dims": [1, 2, 3]})
+        with self.assertRaisesRegex(ValueError, "gamma"):
+            self.prepare(tuner, {"alpha": [1.0], "gamma": [1]})
+        routing = self.prepare(tuner, {"dims": [[1, 2]], "section": [{"dims": [3]}]})
+        self.assertEqual(routing.init_keys & {"dims", "section"}, {"dims", "section"})
+        self.assertEqual(DeclaredModel.built, 0)
+
+    def test_user_model_without_default_config(self):
+        ExplicitModel.built_with, ExplicitModel.trained_with = [], []
+        tuner = RandomSearchTuner(ExplicitModel, seed=1)
+        routing = self.prepare(tuner, {"alpha": [0.1], "beta": [0.2], "n_epochs": [3]})
+        self.assertEqual(routing.init_keys, {"alpha", "n_epochs"})
+        self.assertEqual(routing.train_keys, {"beta", "n_epochs", "valid_data"})
+        self.assertEqual(ExplicitModel.built_with, [])
+        tuner.search(
+            {"alpha": [0.1, 0.3], "beta": [0.2], "n_epochs": 3},
+            "valid",
+            train_args=["train"],
+            shuffle=False,
+            verbose=False,
+        )
+        self.assertEqual(
+            ExplicitModel.built_with,
+            [{"alpha": 0.1, "n_epochs": 3}, {"alpha": 0.3, "n_epochs": 3}],
+        )
+        self.assertEqual(
+            ExplicitModel.trained_with,
+            [{"valid_data": "valid", "n_epochs": 3, "beta": 0.2}] * 2,
+        )
+        self.assertAlmostEqual(tuner.best_score, 0.5)
+        # Keys that no signature names are unknown.
+        with self.assertRaisesRegex(ValueError, "gamma"):
+            self.prepare(tuner, {"gamma": [1]})
+
+    def test_kwargs_user_model_judges_keys_itself(self):
+        KwargsModel.built_with = []
+        tuner = RandomSearchTuner(KwargsModel, seed=1)
+        tuner.search(
+            {"alpha": [0.5], "gamma": [2]},
+            "valid",
+            train_args=["train"],
+            verbose=False,
+        )
+        # Without a declared config, **kwargs also receives the tuner's quiet
+        # ``verbose`` setting.
+        self.assertEqual(
+            KwargsModel.built_with, [{"alpha": 0.5, "gamma": 2, "verbose": False}]
+        )
+        # The tuner passes an unknown key on; the model rejects it.
+        with self.assertRaisesRegex(ValueError, "KwargsModel does not take"):
+            tuner.search({"delta": [1]}, "valid", train_args=["train"], verbose=False)
+
+    def test_hyperband_needs_n_epochs_declared(self):
+        with self.assertRaisesRegex(ValueError, "n_epochs"):
+            HyperbandTuner(DeclaredModel, 30, 3).search(
+                {"alpha": [1]}, "valid", verbose=False
+            )
+        tuner = HyperbandTuner(EndModel, 30, 3)
+        tuner._prepare_search(
+            {"lr": [0.01]}, search_inputs(), required_keys=["n_epochs"]
+        )
+        self.assertIn("n_epochs", tuner._routing.train_keys)
+
+    def test_reserved_keys_raise(self):
+        tuner = RandomSearchTuner(
+            EndModel, module_classes={"input_module": CountingModule}
+        )
+        for key in ("valid_data", "log_writer", "input_module"):
+            with self.assertRaisesRegex(ValueError, "supplied by the tuner"):
+                self.prepare(tuner, {key: [None]})
+
+    def test_prepare_builds_nothing_and_prints_nothing(self):
+        CountingModule.built = DeclaredModel.built = 0
+        for tuner, space in (
+            (
+                RandomSearchTuner(
+                    EndModel, module_classes={"input_module": CountingModule}
+                ),
+                {"lr": [0.01], "scale": [2.0]},
+            ),
+            (RandomSearchTuner(DeclaredModel), {"alpha": [0.5]}),
+            (RandomSearchTuner(LabelModel), {"lr": [0.01]}),
+        ):
+            _, out = quietly(
+                self.prepare,
+                tuner,
+                space,
+                init_kwargs={"verbose": True, "layer_out_dims": [2, 2]},
+                module_args={"input_module": [2, 2]} if tuner.module_classes else {},
+            )
+            self.assertEqual(out, "")
+        self.assertEqual((CountingModule.built, DeclaredModel.built), (0, 0))
+
+    def test_prepare_consumes_no_global_rng(self):
+        random.seed(11)
+        np.random.seed(11)
+        torch.manual_seed(11)
+        py_state = random.getstate()
+        np_state = np.random.get_state()
+        torch_state = torch.get_rng_state()
+        self.prepare(
+            RandomSearchTuner(
+                EndModel, module_classes={"input_module": CountingModule}
+            ),
+            {"lr": {"range": [1e-3, 1e-1]}, "scale": [0.5], "seed": [3]},
+            init_kwargs={"layer_out_dims": [2, 2]},
+            module_args={"input_module": [2, 2]},
+        )
+        self.prepare(RandomSearchTuner(DeclaredModel), {"alpha": [0.5]})
+        self.prepare(RandomSearchTuner(LabelModel), {"seed": [5], "lr": [0.1]})
+        self.assertEqual(random.getstate(), py_state)
+        after = np.random.get_state()
+        self.assertEqual(after[0], np_state[0])
+        np.testing.assert_array_equal(after[1], np_state[1])
+        self.assertEqual(after[2:], np_state[2:])
+        self.assertTrue(torch.equal(torch.get_rng_state(), torch_state))
+
+    def test_search_inputs(self):
+        def call(
+            valid_data,
+            init_args=(),
+            train_args=(),
+            init_kwargs={},
+            train_kwargs={},
+            module_args={},
+            module_kwargs={},
+            **score_kwargs,
+        ):
+            return _SearchInputs.from_arguments(locals())
+
+        inputs = call("v", train_args=[1], init_kwargs={"a": 1}, average="macro")
+        self.assertEqual(inputs.valid_data, "v")
+        self.assertEqual(inputs.train_args, [1])
+        self.assertEqual(inputs.score_kwargs, {"average": "macro"})
+        self.assertFalse(inputs.model_verbose)
+        self.assertTrue(search_inputs(train_kwargs={"verbose": 1}).model_verbose)
+        with self.assertRaisesRegex(ValueError, "validation_metric"):
+            call("v", metric="f1")
+
+    def test_public_signatures_unchanged(self):
+        shared = [
+            ("search_space", inspect.Parameter.empty),
+            ("valid_data", inspect.Parameter.empty),
+            ("init_args", []),
+            ("train_args", []),
+            ("init_kwargs", {}),
+            ("train_kwargs", {}),
+            ("module_args", {}),
+            ("module_kwargs", {}),
+            ("max_search", None),
+            ("shuffle", True),
+            ("verbose", True),
+        ]
+        expected = {
+            ModelTuner: shared + [("score_kwargs", inspect.Parameter.empty)],
+            RandomSearchTuner: shared
+            + [("clean_up", True), ("seed", None)]
+            + [("score_kwargs", inspect.Parameter.empty)],
+            HyperbandTuner: shared
+            + [("seed", None), ("score_kwargs", inspect.Parameter.empty)],
+        }
+        for cls, params in expected.items():
+            found = list(inspect.signature(cls.search).parameters.values())[1:]
+            self.assertEqual([(p.name, p.default) for p in found], params, cls)
+        found = list(inspect.signature(ModelTuner._test_model_config).parameters)
+        self.assertEqual(
+            found,
+            ["self", "idx", "config", "valid_data", "init_args", "train_args"]
+            + ["init_kwargs", "train_kwargs", "module_args", "module_kwargs"]
+            + ["verbose", "score_kwargs"],
+        )
 
 
 if __name__ == "__main__":
