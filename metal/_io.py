@@ -13,6 +13,7 @@ Files hold plain data: ``to_plain`` turns configs and attributes into values
 ``torch.load(weights_only=True)`` and JSON accept.
 """
 
+import importlib
 import json
 import os
 import shutil
@@ -30,6 +31,7 @@ __all__ = [
     "atomic_write",
     "atomic_write_json",
     "atomic_write_text",
+    "find_class",
     "is_plain",
     "json_default",
     "plain_number",
@@ -215,3 +217,41 @@ def plain_number(value: Any, tidy: bool = False) -> Any:
     if tidy and isinstance(value, float) and value.is_integer():
         return int(value)
     return value
+
+
+# ------------------------------------------------------------------ classes
+def _subclasses(cls: type):
+    yield cls
+    for sub in cls.__subclasses__():
+        yield from _subclasses(sub)
+
+
+def find_class(qualified: str, base: type, what: str = "class") -> type:
+    """The class named ``"module:QualName"`` in a file, among ``base`` and its
+    subclasses: nothing is unpickled, and only modules of the ``metal``
+    package itself may be imported to find it.
+
+    Raises:
+        ValueError: naming the class when it is not available.
+    """
+    module_name, _, qualname = str(qualified).partition(":")
+
+    def find() -> Optional[type]:
+        for cls in _subclasses(base):
+            if cls.__module__ == module_name and cls.__qualname__ == qualname:
+                return cls
+        return None
+
+    found = find()
+    if found is None and (module_name == "metal" or module_name.startswith("metal.")):
+        try:
+            importlib.import_module(module_name)
+        except ImportError:
+            pass
+        found = find()
+    if found is None:
+        raise ValueError(
+            f"{what} {qualified!r} is not available; import the module that "
+            "defines it, or pass a constructed model as load(source, model=...)."
+        )
+    return found

@@ -11,7 +11,6 @@ labels equal to 0 are ignored by ``score``.
 """
 
 import copy
-import importlib
 import os
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
@@ -29,7 +28,13 @@ from metal._data import (
     to_torch,
     unpack_pair,
 )
-from metal._io import atomic_torch_save, is_plain, safe_torch_load, to_plain
+from metal._io import (
+    atomic_torch_save,
+    find_class,
+    is_plain,
+    safe_torch_load,
+    to_plain,
+)
 from metal.analysis import confusion_matrix
 from metal.labels import ONE_BASED, TIE_TOLERANCE
 from metal.labels import break_ties as resolve_ties
@@ -357,7 +362,7 @@ class Classifier(nn.Module):
                 f"{missing} entries."
             )
         if model is None:
-            model_cls = _find_classifier_class(bundle["class"])
+            model_cls = find_class(bundle["class"], Classifier, "Model class")
             if bundle["init_kwargs"] is None:
                 raise ValueError(
                     f"The model in {os.fspath(source)!r} was built from custom "
@@ -379,38 +384,6 @@ class Classifier(nn.Module):
         kwargs["seed"] = None
         kwargs["verbose"] = False
         return cls(**kwargs)
-
-
-def _subclasses(cls: type):
-    for sub in cls.__subclasses__():
-        yield sub
-        yield from _subclasses(sub)
-
-
-def _find_classifier_class(qualified: str) -> type:
-    """Resolve ``"module:QualName"`` to a Classifier subclass without unpickling.
-
-    Classes already imported are found among Classifier's subclasses; modules of
-    the ``metal`` package itself may be imported to find them.
-    """
-    module_name, _, qualname = str(qualified).partition(":")
-
-    def find() -> Optional[type]:
-        for sub in _subclasses(Classifier):
-            if sub.__module__ == module_name and sub.__qualname__ == qualname:
-                return sub
-        return None
-
-    found = find()
-    if found is None and (module_name == "metal" or module_name.startswith("metal.")):
-        importlib.import_module(module_name)
-        found = find()
-    if found is None:
-        raise ValueError(
-            f"Model class {qualified!r} is not available; import the module that "
-            "defines it, or pass a constructed model as load(source, model=...)."
-        )
-    return found
 
 
 def _given_modules(**modules: Any) -> Dict[str, Any]:

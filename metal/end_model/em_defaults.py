@@ -10,6 +10,11 @@ features are exposed through keys appended at the end of their sections:
 ``warmup_unit`` and ``step_config`` (for ``lr_scheduler="step"``).
 """
 
+import copy
+
+from metal.logging.checkpointer import CHECKPOINT_DEFAULTS
+from metal.logging.logger import LOGGER_DEFAULTS
+
 em_default_config = {
     "seed": None,
     "verbose": True,
@@ -70,15 +75,9 @@ em_default_config = {
             "step_config": {"step_size": 1, "gamma": 0.1},
         },
         "logger": True,  # unused (a Logger is always made)
-        "logger_config": {
-            "log_unit": "epochs",  # "seconds" | "examples" | "batches" | "epochs"
-            "log_train_every": 1,
-            "log_train_metrics": ["loss"],
-            "log_train_metrics_func": None,  # f(model, loader) -> {name: value}
-            "log_valid_every": 1,  # a multiple of log_train_every; 0 = never
-            "log_valid_metrics": ["accuracy"],
-            "log_valid_metrics_func": None,  # f(model, loader) -> {name: value}
-        },
+        # log_unit, log_train_every, log_valid_every, metrics and metric
+        # functions (see metal.logging.logger.LOGGER_DEFAULTS)
+        "logger_config": copy.deepcopy(LOGGER_DEFAULTS),
         "writer": None,  # None | "json" | "tensorboard"
         "writer_config": {
             "log_dir": None,
@@ -88,14 +87,9 @@ em_default_config = {
             "include_config": True,
         },
         "checkpoint": True,
-        "checkpoint_config": {
-            "checkpoint_best": True,
-            "checkpoint_every": None,
-            "checkpoint_metric": "accuracy",
-            "checkpoint_metric_mode": "max",
-            "checkpoint_dir": "checkpoints",
-            "checkpoint_runway": 0,
-        },
+        # the best model by a metric, snapshots every N log units (see
+        # metal.logging.checkpointer.CHECKPOINT_DEFAULTS)
+        "checkpoint_config": dict(CHECKPOINT_DEFAULTS),
         "grad_clip": None,  # clip the total gradient norm to this (None = off)
     },
 }

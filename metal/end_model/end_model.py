@@ -6,7 +6,7 @@ Label conventions: classes are ``1..k``; training labels are hard labels
 ("no label"), which scoring ignores.
 """
 
-from typing import List, Optional, Sequence
+from typing import Any, Callable, List, Optional, Sequence
 
 import numpy as np
 import scipy.sparse as sparse
@@ -135,6 +135,8 @@ class EndModel(TrainingMixin, Classifier):
             )
 
     def _build_loss(self) -> SoftCrossEntropyLoss:
+        """The soft cross-entropy of ``loss_fn_reduction`` with the class
+        weights of ``loss_weights``."""
         tc = self.config["train_config"]
         reduction = tc["loss_fn_reduction"]
         if reduction not in REDUCTIONS:
@@ -142,17 +144,22 @@ class EndModel(TrainingMixin, Classifier):
                 f"loss_fn_reduction must be one of {list(REDUCTIONS)}; found "
                 f"{reduction!r}."
             )
-        weights = tc["loss_weights"]
-        if weights is not None:
-            weights = np.asarray(weights, dtype=np.float32).reshape(-1)
-            if weights.shape[0] != self.k:
-                raise ValueError(
-                    f"loss_weights must have one weight per class (k={self.k}); "
-                    f"found {weights.shape[0]}."
-                )
-            if self.config["verbose"]:
-                print(f"Using class weights {weights.tolist()}")
+        weights = self._class_weights(tc["loss_weights"])
         return SoftCrossEntropyLoss(weight=weights, reduction=reduction)
+
+    def _class_weights(self, weights: Any) -> Optional[np.ndarray]:
+        """``loss_weights`` as float32 ``[k]`` (None stays None)."""
+        if weights is None:
+            return None
+        weights = np.asarray(weights, dtype=np.float32).reshape(-1)
+        if weights.shape[0] != self.k:
+            raise ValueError(
+                f"loss_weights must have one weight per class (k={self.k}); "
+                f"found {weights.shape[0]}."
+            )
+        if self.config["verbose"]:
+            print(f"Using class weights {weights.tolist()}")
+        return weights
 
     @staticmethod
     def _make_layer(module, prefix: str, layer_config: dict, output_dim=None):
@@ -335,20 +342,28 @@ class EndModel(TrainingMixin, Classifier):
             )
         return (X, Y)
 
-    def _get_loss_fn(self):
-        """``loss_fn(X, Y)``: soft cross-entropy of ``forward(X)`` against ``Y``
-        (hard labels are converted to one-hot rows per batch)."""
-        if self.criteria.reduction == "none":
+    def _criterion(self) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+        """``criterion(logits [n, k], targets [n, k]) -> loss`` from ``criteria``
+        (on the model's device), for training: a reduction of ``"none"`` is
+        refused, and the plain ``SoftCrossEntropyLoss`` is called as a function
+        (no module-call overhead per batch; a replaced module is called)."""
+        criteria = self.criteria
+        if criteria.reduction == "none":
             raise ValueError(
                 "loss_fn_reduction='none' gives per-example losses; training needs "
                 "'mean' or 'sum'."
             )
-        self.criteria.to(self._device())
+        criteria.to(self._device())
+        if type(criteria) is not SoftCrossEntropyLoss:
+            return criteria
+        weight, reduction = criteria.weight, criteria.reduction
+        return lambda logits, Y: soft_cross_entropy(logits, Y, weight, reduction)
+
+    def _get_loss_fn(self) -> Callable[[Any, Any], torch.Tensor]:
+        """``loss_fn(X, Y)``: soft cross-entropy of ``forward(X)`` against ``Y``
+        (hard labels are converted to one-hot rows per batch)."""
+        criterion = self._criterion()
         k = self.k
-        criteria = self.criteria
-        # The plain SoftCrossEntropyLoss is called as a function (no module
-        # call overhead per batch); a replaced criteria module is called.
-        direct = type(criteria) is SoftCrossEntropyLoss
 
         def loss_fn(X, Y):
             logits = self.forward(X)
@@ -356,11 +371,7 @@ class EndModel(TrainingMixin, Classifier):
                 self._check_logits(logits)
             if Y.dim() != 2 or Y.shape[1] != k or not Y.is_floating_point():
                 Y = self._preprocess_Y(Y, k)
-            if direct:
-                return soft_cross_entropy(
-                    logits, Y, criteria.weight, criteria.reduction
-                )
-            return criteria(logits, Y)
+            return criterion(logits, Y)
 
         return loss_fn
 

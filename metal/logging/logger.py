@@ -23,16 +23,21 @@ from metal.callbacks import (
     check_log_unit,
     valid_every_logs,
 )
-from metal.metrics import custom_metrics, standard_metrics
+from metal.metrics import (
+    add_split_prefix,
+    custom_metrics,
+    remove_split_prefix,
+    standard_metrics,
+)
 
 LOGGER_DEFAULTS = {
-    "log_unit": "epochs",
+    "log_unit": "epochs",  # "seconds" | "examples" | "batches" | "epochs"
     "log_train_every": 1,
     "log_train_metrics": ["loss"],
-    "log_train_metrics_func": None,
-    "log_valid_every": 1,
+    "log_train_metrics_func": None,  # f(model, loader) -> {name: value}
+    "log_valid_every": 1,  # a multiple of log_train_every; 0 = never
     "log_valid_metrics": ["accuracy"],
-    "log_valid_metrics_func": None,
+    "log_valid_metrics_func": None,  # f(model, loader) -> {name: value}
 }
 
 # Key names of the mmtl trainers' logger_config, mapped onto this Logger's.
@@ -242,22 +247,6 @@ class Logger(Callback):
 
 
 # ---------------------------------------------------------------- name helpers
-def add_split_prefix(metric: str, split: str) -> str:
-    """``"m"`` -> ``"<split>/m"``; ``"task/m"`` -> ``"task/<split>/m"``; names
-    already containing ``"<split>/"`` are returned unchanged."""
-    if f"{split}/" in metric:
-        return metric
-    if "/" in metric:
-        task, name = metric.rsplit("/", 1)
-        return f"{task}/{split}/{name}"
-    return f"{split}/{metric}"
-
-
-def remove_split_prefix(metric: str) -> str:
-    """The metric's own name: the last ``/``-separated component."""
-    return metric.split("/")[-1]
-
-
 def _display_name(full_name: str):
     """(group, short name) for the screen: group by split, or by task in mmtl."""
     parts = full_name.split("/")

@@ -7,12 +7,12 @@ is ``P(Y_s = c + 1)``); ``predict`` a list of ``t`` int64 arrays ``[n]`` in
 is ignored by scoring.
 """
 
-import importlib
 from typing import List, Optional, Sequence
 
 import numpy as np
 
 from metal._data import hard_labels, is_pair, unpack_pair
+from metal._io import find_class
 from metal.classifier import Classifier
 from metal.metrics import METRICS, metric_score
 from metal.multitask.task_graph import TaskGraph
@@ -283,28 +283,7 @@ def task_graph_spec(task_graph: TaskGraph) -> dict:
 
 def task_graph_from_spec(spec: dict) -> TaskGraph:
     """Rebuild a task graph saved by ``task_graph_spec``."""
-    module_name, _, qualname = spec["class"].partition(":")
-
-    def subclasses(cls):
-        yield cls
-        for sub in cls.__subclasses__():
-            yield from subclasses(sub)
-
-    def find():
-        for cls in subclasses(TaskGraph):
-            if cls.__module__ == module_name and cls.__qualname__ == qualname:
-                return cls
-        return None
-
-    cls = find()
-    if cls is None and (module_name == "metal" or module_name.startswith("metal.")):
-        importlib.import_module(module_name)
-        cls = find()
-    if cls is None:
-        raise ValueError(
-            f"Task graph class {spec['class']!r} is not available; import the "
-            "module that defines it, or pass a constructed model to load(model=...)."
-        )
+    cls = find_class(spec["class"], TaskGraph, "Task graph class")
     return cls(spec["cardinalities"], [tuple(edge) for edge in spec["edges"]])
 
 

@@ -34,7 +34,6 @@ from metal.end_model.end_model import (
     _output_width,
 )
 from metal.end_model.identity_module import IdentityModule
-from metal.end_model.loss import REDUCTIONS, SoftCrossEntropyLoss, soft_cross_entropy
 from metal.multitask.mt_classifier import (
     MTClassifier,
     resolve_task_graph,
@@ -271,20 +270,14 @@ class MTEndModel(MTClassifier, EndModel):
                 )
         return heads
 
-    def _build_loss(self) -> SoftCrossEntropyLoss:
-        tc = self.config["train_config"]
-        reduction = tc["loss_fn_reduction"]
-        if reduction not in REDUCTIONS:
-            raise ValueError(
-                f"loss_fn_reduction must be one of {list(REDUCTIONS)}; found "
-                f"{reduction!r}."
-            )
-        if tc.get("loss_weights") is not None:
+    def _class_weights(self, weights) -> None:
+        """No class weights: they would differ per task."""
+        if weights is not None:
             warnings.warn(
                 "MTEndModel does not use loss_weights (class weights differ per "
                 "task); the loss is unweighted."
             )
-        return SoftCrossEntropyLoss(reduction=reduction)
+        return None
 
     def _print(self) -> None:
         print("\nNetwork architecture:")
@@ -503,26 +496,12 @@ class MTEndModel(MTClassifier, EndModel):
         """``loss_fn(X, Y)``: the unweighted sum over tasks of the soft
         cross-entropy of each task's logits against ``Y[s]`` (hard labels are
         converted per batch)."""
-        reduction = self.criteria.reduction
-        if reduction == "none":
-            raise ValueError(
-                "loss_fn_reduction='none' gives per-example losses; training needs "
-                "'mean' or 'sum'."
-            )
-        self.criteria.to(self._device())
-        criteria = self.criteria
-        direct = type(criteria) is SoftCrossEntropyLoss
+        criterion = self._criterion()
 
         def loss_fn(X, Y):
             outputs = self.forward(X)
             targets = self._preprocess_Y(Y)
-            if direct:
-                losses = [
-                    soft_cross_entropy(out, y, None, reduction)
-                    for out, y in zip(outputs, targets)
-                ]
-            else:
-                losses = [criteria(out, y) for out, y in zip(outputs, targets)]
+            losses = [criterion(out, y) for out, y in zip(outputs, targets)]
             return torch.stack(losses).sum()
 
         return loss_fn

@@ -3,8 +3,8 @@
 Label conventions: classes are ``1..k``; ``0`` means abstain in label matrices.
 """
 
+from metal._lazy import lazy_exports
 from metal.synthetic.generate import (
-    HierarchicalMultiTaskTreeDepsGenerator,
     SingleTaskTreeDepsGenerator,
     bags_to_counts,
     gaussian_bags_of_words,
@@ -20,3 +20,9 @@ __all__ = [
     "singletask_synthetic",
     "vocab1k",
 ]
+
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    globals(),
+    {"HierarchicalMultiTaskTreeDepsGenerator": "metal.synthetic.multitask"},
+)

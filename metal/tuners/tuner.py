@@ -58,7 +58,6 @@ import copy
 import functools
 import inspect
 import itertools
-import json
 import math
 import numbers
 import operator
@@ -83,9 +82,7 @@ from typing import (
     Tuple,
 )
 
-import numpy as np
-import torch
-
+from metal._io import atomic_write_json
 from metal.metrics import METRICS
 from metal.utils import recursive_merge_dicts
 
@@ -588,10 +585,7 @@ class ModelTuner:
         if self.report_path is None:
             return
         os.makedirs(self.log_subdir, exist_ok=True)
-        tmp_path = f"{self.report_path}.tmp"
-        with open(tmp_path, "w") as f:
-            json.dump(self.run_stats, f, indent=1, default=_json_default)
-        os.replace(tmp_path, self.report_path)
+        atomic_write_json(self.run_stats, self.report_path)
 
     def run_stats_df(self):
         """The trials as a pandas DataFrame: one row per trial (indexed by
@@ -1115,13 +1109,3 @@ def _fmt(value) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"
     return repr(value) if isinstance(value, str) else str(value)
-
-
-def _json_default(obj):
-    if isinstance(obj, (np.ndarray, np.generic)):
-        return obj.tolist()
-    if isinstance(obj, torch.Tensor):
-        return obj.detach().cpu().tolist()
-    if isinstance(obj, (set, frozenset, tuple)):
-        return list(obj)
-    return str(obj)
