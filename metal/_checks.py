@@ -6,7 +6,7 @@ NumPy array of a narrow integer dtype, or a CSR matrix with the same data dtype
 and no stored zeros. Neither form is ever expanded to a float one-hot.
 """
 
-from typing import Iterator, Optional, Union
+from typing import Any, Iterator, Optional, Sequence, Union
 
 import numpy as np
 import scipy.sparse as sparse
@@ -203,3 +203,16 @@ def check_int(value, name: str, minimum: Optional[int] = None) -> int:
     if minimum is not None and value < minimum:
         raise ValueError(f"{name} must be >= {minimum}; found {value}.")
     return int(value)
+
+
+def check_choice(value: Any, choices: Sequence[Any], name: str) -> Any:
+    """Return ``value`` if it is one of ``choices``.
+
+    Raises:
+        ValueError: ``"Unrecognized <name> option <value>; choose from [...]"``.
+    """
+    if value not in choices:
+        raise ValueError(
+            f"Unrecognized {name} option {value!r}; choose from {list(choices)}."
+        )
+    return value

@@ -40,7 +40,6 @@ from metal.labels import ONE_BASED, TIE_TOLERANCE
 from metal.labels import break_ties as resolve_ties
 from metal.metrics import METRICS, metric_score
 from metal.utils import (
-    _length_or_none,
     _resolve_device,
     recursive_merge_dicts,
     set_seed,
@@ -231,17 +230,10 @@ class Classifier(nn.Module):
         """
         if is_pair(data):
             X, Y = unpack_pair(data, "data")
-            Y = self._to_numpy(Y)
-            n_x = _length_or_none(X)
-            if n_x is not None and Y is not None and n_x != len(Y):
-                raise ValueError(
-                    f"X and Y must have the same number of items; found {n_x} and "
-                    f"{len(Y)}."
-                )
+            Y = self._gold_labels(Y)
             Y_p, Y_s = self.predict(
                 X, break_ties=break_ties, return_probs=True, **kwargs
             )
-            Y_p, Y = np.asarray(Y_p), hard_labels(Y)
         else:
             loader = self._create_data_loader(data, shuffle=False)
             Y_ps, Ys, Y_ss = [], [], []
@@ -251,12 +243,26 @@ class Classifier(nn.Module):
                     Xb, break_ties=break_ties, return_probs=True, **kwargs
                 )
                 Y_ps.append(Y_pb)
-                Ys.append(self._to_numpy(Yb))
+                Ys.append(self._gold_labels(Yb))
                 Y_ss.append(Y_sb)
             Y_p = self._stack_batches(Y_ps)
-            Y = hard_labels(self._stack_batches(Ys))
+            Y = self._stack_batches(Ys)
             Y_s = self._stack_batches(Y_ss)
+        self._check_gold_lengths(Y, Y_p)
         return (Y_p, Y, Y_s) if return_probs else (Y_p, Y)
+
+    def _gold_labels(self, Y: Any) -> np.ndarray:
+        """Gold labels as a 1-D array (probabilistic rows as their most likely
+        class)."""
+        return hard_labels(self._to_numpy(Y))
+
+    @staticmethod
+    def _check_gold_lengths(Y: np.ndarray, Y_p: np.ndarray) -> None:
+        if len(Y) != len(Y_p):
+            raise ValueError(
+                f"X and Y must have the same number of items; found {len(Y_p)} and "
+                f"{len(Y)}."
+            )
 
     # -------------------------------------------------------------------- data
     def _create_data_loader(self, data: Any, **kwargs: Any) -> Optional[DataLoader]:

@@ -44,6 +44,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from metal._checks import check_choice
 from metal._data import first_dim_size
 from metal._io import plain_number
 from metal.callbacks import Callback, Progress, check_log_unit, valid_every_logs
@@ -127,34 +128,15 @@ class EngineConfig:
             raise ValueError(f"n_epochs must be an integer; found {self.n_epochs!r}.")
         if self.n_epochs < 0:
             raise ValueError(f"n_epochs must be >= 0; found {self.n_epochs}.")
-        if self.optimizer not in OPTIMIZERS:
-            raise ValueError(
-                f"Unrecognized optimizer option {self.optimizer!r}; choose from "
-                f"{list(OPTIMIZERS)}."
-            )
-        if self.lr_scheduler not in LR_SCHEDULERS:
-            raise ValueError(
-                f"Unrecognized lr scheduler option {self.lr_scheduler!r}; choose "
-                f"from {list(LR_SCHEDULERS)}."
-            )
-        if self.lr_step_unit not in LR_STEP_UNITS:
-            raise ValueError(
-                f"lr_step_unit must be one of {list(LR_STEP_UNITS)}; found "
-                f"{self.lr_step_unit!r}."
-            )
-        if self.warmup_unit not in WARMUP_UNITS:
-            raise ValueError(
-                f"warmup_unit must be one of {list(WARMUP_UNITS)}; found "
-                f"{self.warmup_unit!r}."
-            )
+        check_choice(self.optimizer, OPTIMIZERS, "optimizer")
+        check_choice(self.lr_scheduler, LR_SCHEDULERS, "lr scheduler")
+        check_choice(self.lr_step_unit, LR_STEP_UNITS, "lr_step_unit")
+        check_choice(self.warmup_unit, WARMUP_UNITS, "warmup_unit")
+        check_choice(self.plateau_mode, ("min", "max"), "plateau_mode")
         if self.warmup_steps and self.warmup_steps < 0:
             raise ValueError(f"warmup_steps must be >= 0; found {self.warmup_steps}.")
         if self.grad_clip and self.grad_clip < 0:
             raise ValueError(f"grad_clip must be >= 0; found {self.grad_clip}.")
-        if self.plateau_mode not in ("min", "max"):
-            raise ValueError(
-                f"plateau_mode must be 'min' or 'max'; found {self.plateau_mode!r}."
-            )
         if self.optimizer == "sparseadam" and self.l2:
             raise ValueError(
                 "The sparseadam optimizer does not support l2 (weight decay); set "
@@ -190,6 +172,14 @@ class TrainingResult:
 
 
 # ------------------------------------------------------------------ optimizers
+_TORCH_OPTIMIZERS = {
+    "sgd": torch.optim.SGD,
+    "adam": torch.optim.Adam,
+    "adamax": torch.optim.Adamax,
+    "rmsprop": torch.optim.RMSprop,
+}
+
+
 def build_optimizer(
     name: str, parameters: Iterable[nn.Parameter], optimizer_kwargs: dict, l2=0.0
 ) -> torch.optim.Optimizer:
@@ -198,16 +188,9 @@ def build_optimizer(
     ``l2`` becomes ``weight_decay`` (``sparseadam`` has none: non-zero ``l2``
     raises ``ValueError``).
     """
+    check_choice(name, OPTIMIZERS, "optimizer")
     params = [p for p in parameters if p.requires_grad]
     kwargs = dict(optimizer_kwargs)
-    if name == "sgd":
-        return torch.optim.SGD(params, **kwargs, weight_decay=l2)
-    if name == "adam":
-        return torch.optim.Adam(params, **kwargs, weight_decay=l2)
-    if name == "adamax":
-        return torch.optim.Adamax(params, **kwargs, weight_decay=l2)
-    if name == "rmsprop":
-        return torch.optim.RMSprop(params, **kwargs, weight_decay=l2)
     if name == "sparseadam":
         if l2:
             raise ValueError(
@@ -215,9 +198,7 @@ def build_optimizer(
                 "l2=0 or choose another optimizer."
             )
         return torch.optim.SparseAdam(params, **kwargs)
-    raise ValueError(
-        f"Unrecognized optimizer option {name!r}; choose from {list(OPTIMIZERS)}."
-    )
+    return _TORCH_OPTIMIZERS[name](params, **kwargs, weight_decay=l2)
 
 
 def _check_sparse_gradients_only(model: nn.Module) -> None:
@@ -317,6 +298,7 @@ class LRSchedule:
             self._scale_lrs(0.0)
 
     def _build(self, name, kwargs, total_batches, plateau_mode):
+        check_choice(name, LR_SCHEDULERS, "lr scheduler")
         opt = self.optimizer
         if name in (None, "constant"):
             return None
@@ -327,19 +309,15 @@ class LRSchedule:
         if name == "reduce_on_plateau":
             kwargs.setdefault("mode", plateau_mode)
             return torch.optim.lr_scheduler.ReduceLROnPlateau(opt, **kwargs)
-        if name == "linear":
-            if not total_batches:
-                raise ValueError(
-                    "lr_scheduler='linear' needs the total number of batches; the "
-                    "training batches must have a length."
-                )
-            decay = max(1, total_batches - self.warmup_batches)
-            return torch.optim.lr_scheduler.LambdaLR(
-                opt, lambda step: max(0.0, (decay - step) / decay)
+        # "linear"
+        if not total_batches:
+            raise ValueError(
+                "lr_scheduler='linear' needs the total number of batches; the "
+                "training batches must have a length."
             )
-        raise ValueError(
-            f"Unrecognized lr scheduler option {name!r}; choose from "
-            f"{list(LR_SCHEDULERS)}."
+        decay = max(1, total_batches - self.warmup_batches)
+        return torch.optim.lr_scheduler.LambdaLR(
+            opt, lambda step: max(0.0, (decay - step) / decay)
         )
 
     @property

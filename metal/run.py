@@ -25,6 +25,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import torch.nn as nn
 
+from metal._checks import check_choice
 from metal._io import atomic_torch_save
 from metal.callbacks import Callback
 from metal.engine import (
@@ -102,11 +103,7 @@ class WriterSpec:
     config_at_start: Any = None
 
     def __post_init__(self) -> None:
-        if self.kind not in WRITER_KINDS:
-            raise ValueError(
-                f"Unrecognized writer option {self.kind!r}; choose None, 'json' or "
-                "'tensorboard'."
-            )
+        check_choice(self.kind, WRITER_KINDS, "writer")
 
 
 @dataclass
@@ -152,11 +149,7 @@ class RunSpec:
 def optimizer_settings(optimizer_config: dict) -> Tuple[str, dict]:
     """``(name, kwargs)`` from a MeTaL ``optimizer_config`` dict
     (``optimizer``, ``optimizer_common`` and the per-optimizer sub-dicts)."""
-    name = optimizer_config.get("optimizer")
-    if name not in _V05_OPTIMIZER_SUBCONFIG:
-        raise ValueError(
-            f"Unrecognized optimizer option {name!r}; choose from {list(OPTIMIZERS)}."
-        )
+    name = check_choice(optimizer_config.get("optimizer"), OPTIMIZERS, "optimizer")
     kwargs = dict(optimizer_config.get("optimizer_common") or {})
     kwargs.update(optimizer_config.get(_V05_OPTIMIZER_SUBCONFIG[name]) or {})
     return name, kwargs
@@ -165,11 +158,7 @@ def optimizer_settings(optimizer_config: dict) -> Tuple[str, dict]:
 def scheduler_kwargs(name: Optional[str], lr_scheduler_config: dict) -> dict:
     """The torch scheduler kwargs for ``name`` from a MeTaL
     ``lr_scheduler_config``."""
-    if name not in LR_SCHEDULERS:
-        raise ValueError(
-            f"Unrecognized lr scheduler option {name!r}; choose from "
-            f"{list(LR_SCHEDULERS)}."
-        )
+    check_choice(name, LR_SCHEDULERS, "lr scheduler")
     key = _V05_SCHEDULER_SUBCONFIG.get(name)
     return dict((lr_scheduler_config or {}).get(key) or {}) if key else {}
 
@@ -245,12 +234,9 @@ def from_trainer_defaults(config: dict, device: Any) -> RunSpec:
     cfg = config
     verbose = bool(cfg["verbose"])
     name, optimizer_kwargs = optimizer_settings(cfg["optimizer_config"])
-    scheduler = cfg["lr_scheduler"]
-    if scheduler not in MULTITASK_TRAINER_SCHEDULERS:
-        raise ValueError(
-            f"Unrecognized lr scheduler option {scheduler!r}; choose from "
-            f"{list(MULTITASK_TRAINER_SCHEDULERS)}."
-        )
+    scheduler = check_choice(
+        cfg["lr_scheduler"], MULTITASK_TRAINER_SCHEDULERS, "lr scheduler"
+    )
     sc = cfg["lr_scheduler_config"]
     cc = cfg["checkpoint_config"]
     lc = cfg["logger_config"]
@@ -302,25 +288,14 @@ def from_trainer_defaults(config: dict, device: Any) -> RunSpec:
 def from_trainer_config(config: Any, device: Any) -> RunSpec:
     """The run of the Operation API's ``TrainerConfig`` (``Trainer.fit``)."""
     cfg = config
-    if cfg.optimizer not in TRAINER_OPTIMIZERS:
-        raise ValueError(
-            f"Unrecognized optimizer option {cfg.optimizer!r}; choose from "
-            f"{list(TRAINER_OPTIMIZERS)}."
-        )
+    check_choice(cfg.optimizer, TRAINER_OPTIMIZERS, "optimizer")
     sub_config = getattr(cfg.optimizer_config, f"{cfg.optimizer}_config")
-    if cfg.lr_scheduler not in TRAINER_SCHEDULERS:
-        raise ValueError(
-            f"Unrecognized lr scheduler option {cfg.lr_scheduler!r}; choose from "
-            f"{list(TRAINER_SCHEDULERS)}."
-        )
+    check_choice(cfg.lr_scheduler, TRAINER_SCHEDULERS, "lr scheduler")
     sc = cfg.lr_scheduler_config
     sched_sub = {"exponential": sc.exponential_config, "step": sc.step_config}
     if sc.warmup_steps:
         warmup = (sc.warmup_steps, sc.warmup_unit)
-        if sc.warmup_unit not in ("batches", "epochs"):
-            raise ValueError(
-                f"warmup_unit must be 'batches' or 'epochs'; found {sc.warmup_unit!r}."
-            )
+        check_choice(sc.warmup_unit, ("batches", "epochs"), "warmup_unit")
     else:
         warmup = (sc.warmup_percentage or 0, "fraction")
     lc = cfg.log_manager_config

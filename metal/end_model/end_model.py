@@ -88,7 +88,12 @@ class EndModel(TrainingMixin, Classifier):
             middle_modules=middle_modules,
             head_module=head_module,
         )
-        self._record_init_kwargs(layer_out_dims=layer_out_dims, **kwargs, **modules)
+        self._finish_construction(layer_out_dims=layer_out_dims, **kwargs, **modules)
+
+    def _finish_construction(self, **init_kwargs: Any) -> None:
+        """Record the constructor's arguments (for ``load``), move to the
+        device, switch to eval mode and print the network when verbose."""
+        self._record_init_kwargs(**init_kwargs)
         self.to(self._device())
         self.eval()
         if self.config["verbose"]:

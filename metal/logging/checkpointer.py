@@ -140,7 +140,7 @@ class Checkpointer(Callback):
         self.skip_periodic_until(engine.progress.unit_total)
 
     # ------------------------------------------------------------ checkpoint
-    def checkpoint(
+    def _checkpoint(
         self,
         metrics_dict: Dict[str, Any],
         iteration,
@@ -159,19 +159,6 @@ class Checkpointer(Callback):
         ``training_state`` (a dict, or a function returning one, called only
         when a file is written) is stored for resuming.
         """
-        self._checkpoint(
-            metrics_dict, iteration, model, optimizer, lr_scheduler, training_state
-        )
-
-    def _checkpoint(
-        self,
-        metrics_dict: Dict[str, Any],
-        iteration,
-        model,
-        optimizer,
-        lr_scheduler,
-        training_state: Union[None, dict, Callable[[], dict]] = None,
-    ) -> None:
         if iteration < self.checkpoint_runway:
             return
         if self.checkpoint_runway and not self._runway_announced:
@@ -194,6 +181,9 @@ class Checkpointer(Callback):
             self._save_bests(
                 metrics_dict, iteration, model, optimizer, lr_scheduler, state_fn
             )
+
+    # MeTaL's name of the call (the Operation API's face redefines it).
+    checkpoint = _checkpoint
 
     def periodic_due(self, iteration) -> bool:
         """Whether ``checkpoint`` would write a periodic snapshot at ``iteration``."""

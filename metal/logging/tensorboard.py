@@ -14,7 +14,6 @@ from metal.logging.writer import (
     LogWriter,
     OperationLogWriter,
     _config_filename,
-    _scalar_arguments,
 )
 
 
@@ -44,20 +43,11 @@ class TensorBoardWriter(LogWriter):
             self.log_subdir, filename_suffix=self.event_file_suffix
         )
 
-    def add_scalar(
-        self,
-        name: str,
-        value: Optional[float] = None,
-        step: Optional[float] = None,
-        **kwargs: Any,
-    ) -> bool:
-        """Record the scalar (see ``LogWriter.add_scalar``) and add it to
-        TensorBoard."""
-        value, step = _scalar_arguments(value, step, kwargs)
-        accepted = super().add_scalar(name, value, step)
-        if accepted and value is not None:
-            self.tb_writer.add_scalar(name, float(value), step)
-        return accepted
+    def _record(self, name: str, value: Optional[float], step: Any) -> None:
+        """Keep the scalar in the JSON run log and add it to TensorBoard."""
+        super()._record(name, value, step)
+        if value is not None:
+            self.tb_writer.add_scalar(name, value, step)
 
     def write_config(
         self,

@@ -126,9 +126,12 @@ class LogWriter:
         value, step = _scalar_arguments(value, step, kwargs)
         if self.writer_metrics and name not in self.writer_metrics:
             return False
-        value = None if value is None else float(value)
-        self.run_log.setdefault(name, []).append([plain_number(step, tidy=True), value])
+        self._record(name, None if value is None else float(value), step)
         return True
+
+    def _record(self, name: str, value: Optional[float], step: Any) -> None:
+        """Keep one accepted scalar (writers with another backend add to it)."""
+        self.run_log.setdefault(name, []).append([plain_number(step, tidy=True), value])
 
     def add_config(self, config: Any) -> None:
         """Store the (sanitised) config in the MeTaL run log."""

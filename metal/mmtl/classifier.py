@@ -427,21 +427,6 @@ class MultitaskClassifier(nn.Module):
             for p in items
         ]
 
-    def _score_label(
-        self,
-        task_name: str,
-        golds: Any,
-        preds: Any,
-        probs: Any,
-        target_metrics: Optional[List[str]] = None,
-    ) -> Dict[str, float]:
-        """Score one label set with its task's scorer, in the task's label
-        convention (the one scoring path of both APIs)."""
-        task = self._tasks[task_name]
-        return self.scorers[task_name].score_task(
-            golds, preds, probs, task.label_convention, target_metrics
-        )
-
     @torch.no_grad()
     def score(
         self,
@@ -484,12 +469,12 @@ class MultitaskClassifier(nn.Module):
             results = self._predict_dataloader(dataloader, True, remap_labels)
             for label, task_name in labels_to_tasks.items():
                 probs = results["probs"][label]
-                first_class = self._tasks[task_name].first_class
-                scores = self._score_label(
-                    task_name,
-                    _hard_golds(results["golds"][label], probs, first_class),
+                convention = self._tasks[task_name].label_convention
+                scores = self.scorers[task_name].score_task(
+                    _hard_golds(results["golds"][label], probs, convention.first_class),
                     results["preds"][label],
                     probs,
+                    convention,
                 )
                 for metric, value in scores.items():
                     key = "/".join([label, dataset.name, dataset.split, metric])

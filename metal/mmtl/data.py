@@ -68,8 +68,21 @@ def _check_fields(owner: str, X_dict: Mapping, Y_dict: Mapping) -> None:
         )
 
 
+class _FieldsDataset(Dataset):
+    """Examples stored as ``X_dict`` fields and ``Y_dict`` label sets; item
+    ``i`` is ``({field: X[i]}, {label set: Y[i]})``."""
+
+    X_dict: XDict
+    Y_dict: YDict
+
+    def __getitem__(self, index: int) -> Tuple[XDict, YDict]:
+        x_dict = {key: field[index] for key, field in self.X_dict.items()}
+        y_dict = {key: labels[index] for key, labels in self.Y_dict.items()}
+        return x_dict, y_dict
+
+
 # --------------------------------------------------------- Operation API
-class DictDataset(Dataset):
+class DictDataset(_FieldsDataset):
     """Named examples of one split: ``X_dict`` fields and ``Y_dict`` labels.
 
     Args:
@@ -89,11 +102,6 @@ class DictDataset(Dataset):
         self.split = split
         self.X_dict = X_dict
         self.Y_dict = Y_dict
-
-    def __getitem__(self, index: int) -> Tuple[XDict, YDict]:
-        x_dict = {key: field[index] for key, field in self.X_dict.items()}
-        y_dict = {key: labels[index] for key, labels in self.Y_dict.items()}
-        return x_dict, y_dict
 
     def __len__(self) -> int:
         for labels in self.Y_dict.values():
@@ -170,7 +178,7 @@ class DictDataLoader(DataLoader):
 
 
 # ------------------------------------------------------------- MeTaL v0.5
-class MmtlDataset(Dataset):
+class MmtlDataset(_FieldsDataset):
     """Examples for a ``Payload``: input fields and label sets (v0.5 layout).
 
     Args:
@@ -193,11 +201,6 @@ class MmtlDataset(Dataset):
         _check_fields("MmtlDataset", X_dict, Y_dict)
         self.X_dict = X_dict
         self.Y_dict = Y_dict
-
-    def __getitem__(self, index: int) -> Tuple[XDict, YDict]:
-        x_dict = {key: field[index] for key, field in self.X_dict.items()}
-        y_dict = {key: labels[index] for key, labels in self.Y_dict.items()}
-        return x_dict, y_dict
 
     def __len__(self) -> int:
         return len(next(iter(self.X_dict.values())))

@@ -8,18 +8,12 @@ All are the Operation-API faces of ``metal.logging`` classes: ``LogManager``
 and ``OperationTensorBoardWriter``: files in ``log_dir/run_name``).
 """
 
-from metal.logging import LogManager
-from metal.logging import OperationLogWriter as LogWriter
-from metal.logging import OperationTensorBoardWriter as TensorBoardWriter
-from metal.logging import TaskMetricCheckpointer as Checkpointer
-from metal.logging.config import CheckpointerConfig, LogManagerConfig, LogWriterConfig
-
-__all__ = [
-    "Checkpointer",
-    "CheckpointerConfig",
-    "LogManager",
-    "LogManagerConfig",
-    "LogWriter",
-    "LogWriterConfig",
-    "TensorBoardWriter",
-]
+from metal.logging import LogManager  # noqa: F401
+from metal.logging import OperationLogWriter as LogWriter  # noqa: F401
+from metal.logging import OperationTensorBoardWriter as TensorBoardWriter  # noqa: F401
+from metal.logging import TaskMetricCheckpointer as Checkpointer  # noqa: F401
+from metal.logging.config import (  # noqa: F401
+    CheckpointerConfig,
+    LogManagerConfig,
+    LogWriterConfig,
+)

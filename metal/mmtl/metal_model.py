@@ -386,11 +386,11 @@ def score_payload(
         task_name = payload.labels_to_tasks[label]
         if not Ys[label]:
             continue
-        scores = model._score_label(
-            task_name,
+        scores = model.scorers[task_name].score_task(
             Ys[label],
             Ys_preds[task_name],
             Ys_probs[task_name],
+            model.tasks[task_name].label_convention,
             targets.get(label),
         )
         for metric, value in scores.items():

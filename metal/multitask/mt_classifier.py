@@ -11,7 +11,7 @@ from typing import List, Optional, Sequence
 
 import numpy as np
 
-from metal._data import hard_labels, is_pair, unpack_pair
+from metal._data import hard_labels
 from metal._io import find_class
 from metal.classifier import Classifier
 from metal.metrics import METRICS, metric_score
@@ -185,29 +185,12 @@ class MTClassifier(Classifier):
             )
         return int(t)
 
-    def _get_predictions(self, data, break_ties="random", return_probs=False, **kwargs):
-        """Predict on ``data``; return ``(Y_p, Y)`` or ``(Y_p, Y, Y_s)``, each a
-        list over tasks."""
-        if is_pair(data):
-            X, Y = unpack_pair(data, "data")
-            Y = [self._gold_vector(Y_s) for Y_s in _check_task_list(Y, "Y")]
-            Y_p, Y_s = self.predict(
-                X, break_ties=break_ties, return_probs=True, **kwargs
-            )
-        else:
-            loader = self._create_data_loader(data, shuffle=False)
-            Y_ps, Ys, Y_ss = [], [], []
-            for batch in loader:
-                Xb, Yb = batch[0], batch[1]
-                Y_pb, Y_sb = self.predict(
-                    Xb, break_ties=break_ties, return_probs=True, **kwargs
-                )
-                Y_ps.append(Y_pb)
-                Ys.append([self._gold_vector(Y_s) for Y_s in _check_task_list(Yb, "Y")])
-                Y_ss.append(Y_sb)
-            Y_p = self._stack_batches(Y_ps)
-            Y = self._stack_batches(Ys)
-            Y_s = self._stack_batches(Y_ss)
+    def _gold_labels(self, Y) -> List[np.ndarray]:
+        """Per-task gold labels: a list of 1-D arrays (see ``_gold_vector``)."""
+        return [self._gold_vector(Y_s) for Y_s in _check_task_list(Y, "Y")]
+
+    @staticmethod
+    def _check_gold_lengths(Y, Y_p) -> None:
         if len(Y) != len(Y_p):
             raise ValueError(
                 f"Y must have one gold label vector per task (t={len(Y_p)}); found "
@@ -219,7 +202,6 @@ class MTClassifier(Classifier):
                     f"Y[{s}] (task {s}) has {len(Y_t)} labels but X has "
                     f"{len(Y_pt)} items."
                 )
-        return (Y_p, Y, Y_s) if return_probs else (Y_p, Y)
 
     @classmethod
     def _gold_vector(cls, Y_s) -> np.ndarray:

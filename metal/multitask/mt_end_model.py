@@ -112,16 +112,12 @@ class MTEndModel(MTClassifier, EndModel):
             middle_modules=middle_modules,
             head_modules=head_modules,
         )
-        self._record_init_kwargs(
+        self._finish_construction(
             layer_out_dims=layer_out_dims,
             task_graph_spec=task_graph_spec(task_graph),
             **kwargs,
             **modules,
         )
-        self.to(self._device())
-        self.eval()
-        if self.config["verbose"]:
-            self._print()
 
     # -------------------------------------------------------------- building
     def _build(self, input_modules, middle_modules, head_modules) -> None:
