@@ -6,7 +6,7 @@ Label conventions: classes are ``1..k``; training labels are hard labels
 ("no label"), which scoring ignores.
 """
 
-from typing import Any, Callable, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import scipy.sparse as sparse
@@ -69,13 +69,7 @@ class EndModel(TrainingMixin, Classifier):
         head_module: Optional[nn.Module] = None,
         **kwargs,
     ):
-        layer_out_dims = _check_layer_out_dims(layer_out_dims)
-        config = recursive_merge_dicts(
-            self._config_defaults,
-            {**kwargs, "layer_out_dims": layer_out_dims},
-            misses="exception",
-            verbose=False,
-        )
+        layer_out_dims, config = self._merge_config(layer_out_dims, kwargs)
         if len(layer_out_dims) < 2 and not config["skip_head"]:
             raise ValueError(
                 "layer_out_dims must list at least the input width and k, e.g. "
@@ -89,6 +83,21 @@ class EndModel(TrainingMixin, Classifier):
             head_module=head_module,
         )
         self._finish_construction(layer_out_dims=layer_out_dims, **kwargs, **modules)
+
+    @classmethod
+    def _merge_config(
+        cls, layer_out_dims: Sequence[int], kwargs: Dict[str, Any]
+    ) -> Tuple[List[int], Dict[str, Any]]:
+        """The checked ``layer_out_dims`` and the model's config: the class's
+        defaults with the constructor's keyword arguments merged in."""
+        layer_out_dims = _check_layer_out_dims(layer_out_dims)
+        config = recursive_merge_dicts(
+            cls._config_defaults,
+            {**kwargs, "layer_out_dims": layer_out_dims},
+            misses="exception",
+            verbose=False,
+        )
+        return layer_out_dims, config
 
     def _finish_construction(self, **init_kwargs: Any) -> None:
         """Record the constructor's arguments (for ``load``), move to the

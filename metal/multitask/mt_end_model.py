@@ -29,7 +29,6 @@ from metal.end_model.em_defaults import em_default_config
 from metal.end_model.end_model import (
     PREDICT_BATCH_SIZE,
     EndModel,
-    _check_layer_out_dims,
     _labels_to_tensor,
     _output_width,
 )
@@ -94,13 +93,7 @@ class MTEndModel(MTClassifier, EndModel):
         task_graph: Optional[TaskGraph] = None,
         **kwargs,
     ):
-        layer_out_dims = _check_layer_out_dims(layer_out_dims)
-        config = recursive_merge_dicts(
-            self._config_defaults,
-            {**kwargs, "layer_out_dims": layer_out_dims},
-            misses="exception",
-            verbose=False,
-        )
+        layer_out_dims, config = self._merge_config(layer_out_dims, kwargs)
         task_graph = resolve_task_graph(K, task_graph)
         MTClassifier.__init__(self, K=task_graph.K, config=config)
         self.task_graph = task_graph
