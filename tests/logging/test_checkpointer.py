@@ -235,12 +235,27 @@ class CheckpointerTrainingTestCase(unittest.TestCase):
         self.assertFalse(os.path.exists(self.dir))
 
     def test_resume_training(self):
+        """A fresh model resumed from the epoch-2 snapshot ends exactly as the
+        uninterrupted run: the same weights (its best model), best iteration
+        and score, and the same progress counters."""
         em = self.train_model(checkpoint_every=1)
-        em.resume_training(
+        reference = {name: value.clone() for name, value in em.state_dict().items()}
+        resumed = EndModel(
+            [2, 10, 2], seed=7, verbose=False, checkpoint=True, checkpoint_dir=self.dir
+        )
+        resumed.resume_training(
             self.train,
             valid_data=self.valid,
             model_path=os.path.join(self.dir, "model_checkpoint_2.pth"),
         )
+        self.assertEqual(resumed.config["train_config"]["n_epochs"], 5)
+        for name, value in resumed.state_dict().items():
+            self.assertTrue(torch.equal(value, reference[name]), name)
+        self.assertEqual(resumed.logger.unit_total, 5)
+        self.assertEqual(
+            resumed.checkpointer.best_iteration, em.checkpointer.best_iteration
+        )
+        self.assertEqual(resumed.checkpointer.best_score, em.checkpointer.best_score)
 
     def test_no_validation_no_checkpoint_files(self):
         em = EndModel([2, 10, 2], seed=1, verbose=False, checkpoint_dir=self.dir)

@@ -15,6 +15,7 @@ from metal.mmtl import (
     MmtlDataLoader,
     MmtlDataset,
     Payload,
+    Scorer,
 )
 from metal.mmtl.metal_model import model_defaults, probs_to_preds, validate_targets
 
@@ -236,3 +237,33 @@ class MetalModelTest(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class ScorerConventionTest(unittest.TestCase):
+    """A task scores with its own label convention, however its Scorer was
+    built: ``Scorer([...])`` (positional, the Operation API's first argument)
+    on a v0.5 task scores exactly like ``Scorer(standard_metrics=[...])``."""
+
+    def score(self, scorer):
+        X = torch.FloatTensor([[3, 0], [0, 3], [2, 1], [1, 2], [3, 1], [1, 3]])
+        Y = torch.LongTensor([1, 2, 2, 1, 1, 0])  # the last item has no label
+        task = ClassificationTask(
+            "t", head_module=fixed_linear([[1, 0], [0, 1]]), scorer=scorer
+        )
+        model = MetalModel([task], verbose=False, device=-1)
+        loader = MmtlDataLoader(MmtlDataset({"data": X}, {"t": Y}), batch_size=2)
+        payload = Payload("p", loader, {"t": "t"}, "valid")
+        return model.score(payload, verbose=False)
+
+    def test_positional_list_scores_like_standard_metrics(self):
+        names = ["accuracy", "precision", "recall", "f1", "roc-auc"]
+        positional = self.score(Scorer(names))
+        keyword = self.score(Scorer(standard_metrics=names))
+        self.assertEqual(positional, keyword)
+        # predictions [1, 2, 1, 2, 1] against gold [1, 2, 2, 1, 1]: MeTaL's
+        # precision and recall of class 1 (the first class).
+        self.assertAlmostEqual(keyword["t/p/t/accuracy"], 0.6)
+        self.assertAlmostEqual(keyword["t/p/t/precision"], 2 / 3)
+        self.assertAlmostEqual(keyword["t/p/t/recall"], 2 / 3)
+        self.assertAlmostEqual(keyword["t/p/t/f1"], 2 / 3)
+        self.assertIn("t/p/t/roc-auc", keyword)

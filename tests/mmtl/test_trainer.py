@@ -25,8 +25,14 @@ from metal.mmtl import (
     Trainer,
     cross_entropy_with_probs,
 )
+from metal.mmtl.metal_model import predict_payload_with_gold
 from metal.utils import split_data
-from tests.mmtl.helpers import OneThreadTestCase, separable_data
+from tests.mmtl.helpers import (
+    OneThreadTestCase,
+    identity_linear,
+    separable_data,
+    two_op_task,
+)
 
 BASE = {"n_epochs": 1, "progress_bar": False}
 
@@ -80,7 +86,24 @@ class TrainerTest(TempDirTestCase):
         model = MultitaskClassifier(
             [mlp_task("task1", trunk), mlp_task("task2", trunk)]
         )
-        Trainer(**BASE).fit(model, small_loaders(("task1", "task2")))
+        before = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        trainer = Trainer(**BASE)
+        trainer.fit(model, small_loaders(("task1", "task2")))
+        metrics = trainer.metrics
+        # Each task's loader holds 6 examples, so the model's loss is the plain
+        # mean of the two tasks' mean losses.
+        task_losses = [
+            metrics["task1/task1_data/train/loss"],
+            metrics["task2/task2_data/train/loss"],
+        ]
+        self.assertAlmostEqual(metrics["model/all/train/loss"], np.mean(task_losses))
+        self.assertTrue(all(0 < loss < 5 for loss in task_losses), task_losses)
+        self.assertEqual(metrics["model/all/train/lr"], 0.01)
+        # The shared trunk and both heads were trained.
+        for key, value in model.state_dict().items():
+            self.assertFalse(torch.equal(value, before[key]), key)
+        self.assertEqual(trainer.log_manager.batch_total, 6)
+        self.assertEqual(trainer.log_manager.point_total, 12)
 
     def test_dataloader_errors(self):
         with self.assertRaisesRegex(ValueError, "Cannot find any dataloaders"):
@@ -551,3 +574,63 @@ class OneEngineTest(TempDirTestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class TieBreakingAgreementTest(OneThreadTestCase):
+    """A multi-task model predicts and scores tied rows the same way through
+    every door: ``MultitaskClassifier.predict``/``score`` (Operation API), the
+    v0.5 payload methods, and ``MultitaskTrainer``'s scoring."""
+
+    def tied_model(self, task):
+        # Identity layers on inputs [i, i]: every output row is [0.5, 0.5].
+        return MultitaskClassifier([task], dataparallel=False)
+
+    def doors(self, model, task_name, labels):
+        X = torch.FloatTensor([[i, i] for i in range(10)])
+        Y = torch.as_tensor(labels)
+        dataset = DictDataset("points", "valid", {"data": X}, {task_name: Y})
+        loader = DictDataLoader(dataset, batch_size=3)
+        payload = Payload(
+            "points",
+            MmtlDataLoader(MmtlDataset({"data": X}, {task_name: Y}), batch_size=4),
+            {task_name: task_name},
+            "valid",
+        )
+        predicted = model.predict(loader, return_preds=True)["preds"][task_name]
+        _, _, payload_preds = predict_payload_with_gold(
+            model, payload, return_preds=True
+        )
+        trainer = MultitaskTrainer(verbose=False)
+        return (
+            [int(p) for p in predicted],
+            [int(p) for p in payload_preds[task_name]],
+            model.score([loader])[f"{task_name}/points/valid/accuracy"],
+            trainer.calculate_task_metrics(model, [payload])[
+                f"{task_name}/points/{task_name}/accuracy"
+            ],
+        )
+
+    def test_operation_task(self):
+        model = self.tied_model(two_op_task("task1"))
+        predicted, payload_preds, score, trainer_score = self.doors(
+            model, "task1", [1] * 10
+        )
+        # The Operation API's tie-breaking: a hash of the row index.
+        self.assertEqual(predicted, [0, 1, 0, 1, 0, 0, 0, 0, 1, 1])
+        self.assertEqual(payload_preds, predicted)
+        self.assertAlmostEqual(score, 0.4)
+        self.assertAlmostEqual(trainer_score, score)
+
+    def test_v05_task(self):
+        task = ClassificationTask(
+            "task1", input_module=identity_linear(), head_module=identity_linear()
+        )
+        model = self.tied_model(task)
+        predicted, payload_preds, score, trainer_score = self.doors(
+            model, "task1", [1, 2] * 5
+        )
+        # MeTaL v0.5's: the first of the tied classes (argmax + 1).
+        self.assertEqual(predicted, [1] * 10)
+        self.assertEqual(payload_preds, predicted)
+        self.assertAlmostEqual(score, 0.5)
+        self.assertAlmostEqual(trainer_score, score)
