@@ -23,11 +23,15 @@ held fixed, so ``predict_proba`` uses the junction-tree factorisation.
 
 Only statistics of ``L`` are used: ``O`` is accumulated in one chunked pass over
 ``L`` in its own narrow-integer (or sparse) form, and the objective is minimised
-with full-batch steps on analytic gradients (milliseconds for typical m, k).
+with full-batch ``torch.optim`` steps on analytic NumPy gradients (milliseconds
+for typical m, k). Each statistic (``O``, ``O_inv``, ``mu_init``, ``Q``, ``P``) is
+stored once, as a registered float64 buffer; the NumPy code reads views of it.
 """
 
+import contextlib
+import inspect
 import warnings
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 import scipy.optimize as optimize
@@ -59,70 +63,52 @@ _FTOL = 1e-15
 _GTOL = 1e-10
 
 
-def _sgd(lr, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False):
-    buf = {}
-
-    def step(x, g, t):
-        v = g if "v" not in buf else momentum * buf["v"] + (1 - dampening) * g
-        buf["v"] = v
-        return x - lr * ((g + momentum * v) if nesterov else v)
-
-    return step
-
-
-def _adam(lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False):
-    b1, b2 = betas
-    state = {"m": 0.0, "v": 0.0, "vmax": 0.0}
-
-    def step(x, g, t):
-        state["m"] = b1 * state["m"] + (1 - b1) * g
-        state["v"] = b2 * state["v"] + (1 - b2) * g * g
-        v = state["v"]
-        if amsgrad:
-            state["vmax"] = v = np.maximum(state["vmax"], v)
-        m_hat = state["m"] / (1 - b1**t)
-        return x - lr * m_hat / (np.sqrt(v / (1 - b2**t)) + eps)
-
-    return step
-
-
-def _adamax(lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, **unused):
-    b1, b2 = betas
-    state = {"m": 0.0, "u": 0.0}
-
-    def step(x, g, t):
-        state["m"] = b1 * state["m"] + (1 - b1) * g
-        state["u"] = np.maximum(b2 * state["u"], np.abs(g) + eps)
-        return x - lr / (1 - b1**t) * state["m"] / state["u"]
-
-    return step
-
-
-def _rmsprop(lr, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0, centered=False):
-    state = {"sq": 0.0, "avg": 0.0, "buf": 0.0}
-
-    def step(x, g, t):
-        state["sq"] = alpha * state["sq"] + (1 - alpha) * g * g
-        denom = state["sq"]
-        if centered:
-            state["avg"] = alpha * state["avg"] + (1 - alpha) * g
-            denom = denom - state["avg"] ** 2
-        update = g / (np.sqrt(denom) + eps)
-        if momentum:
-            state["buf"] = momentum * state["buf"] + update
-            update = state["buf"]
-        return x - lr * update
-
-    return step
-
-
-# Full-batch first-order steps following torch.optim's update rules.
-_FIRST_ORDER_STEPS = {
-    "sgd": _sgd,
-    "adam": _adam,
-    "adamax": _adamax,
-    "rmsprop": _rmsprop,
+# The first-order optimizers: torch.optim classes stepping a float64 tensor whose
+# gradient is set from the analytic NumPy gradient of the objective.
+_TORCH_OPTIMIZERS = {
+    "sgd": torch.optim.SGD,
+    "adam": torch.optim.Adam,
+    "adamax": torch.optim.Adamax,
+    "rmsprop": torch.optim.RMSprop,
 }
+
+# The sub-dict of ``optimizer_config`` holding each optimizer's settings
+# (MeTaL reads Adam's settings for Adamax).
+_OPTIMIZER_SUB_CONFIGS = {
+    "sgd": "sgd_config",
+    "adam": "adam_config",
+    "adamax": "adam_config",
+    "rmsprop": "rmsprop_config",
+}
+
+# The statistics of L kept as float64 buffers (NumPy views through ``_stat``).
+_STATISTICS = ("O", "O_inv", "mu_init", "Q", "P")
+
+
+@contextlib.contextmanager
+def _one_torch_thread() -> Iterator[None]:
+    """Run torch's intra-op work on one thread inside the block.
+
+    The optimizer steps work on a tensor of ``d*k`` entries, but some of torch's
+    elementwise kernels (``sqrt`` in Adam/RMSprop) still open a parallel region,
+    and on a machine whose cores are busy each region waits for a time slice
+    (milliseconds per step). The previous thread count is restored on exit.
+    """
+    threads = torch.get_num_threads()
+    if threads == 1:
+        yield
+        return
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _cpu_float64(tensor: torch.Tensor) -> np.ndarray:
+    """NumPy float64 form of ``tensor``: a view for a CPU float64 tensor, else a
+    copy (another dtype, or a tensor on an accelerator)."""
+    return tensor.detach().to(device="cpu", dtype=torch.float64).numpy()
 
 
 class LabelModel(Classifier):
@@ -135,10 +121,13 @@ class LabelModel(Classifier):
             ``metal.label_model.lm_defaults.lm_default_config``. Unknown keys
             raise ``ValueError``.
 
-    The fit takes ``n_epochs`` full-batch steps of the configured optimizer
-    (MeTaL's default: SGD with momentum, lr 0.01) on analytic gradients of the
-    objective; ``optimizer="lbfgs"`` instead solves it to its optimum (with
-    ``n_epochs`` as the iteration cap).
+    The fit takes ``n_epochs`` full-batch steps of the configured
+    ``torch.optim`` optimizer (``"sgd"``, ``"adam"``, ``"adamax"`` or
+    ``"rmsprop"``; MeTaL's default: SGD with momentum 0.9, lr 0.01) on analytic
+    gradients of the objective. ``lr`` comes from ``optimizer_common``, the
+    other torch settings from ``sgd_config``, ``adam_config`` (also used by
+    adamax) or ``rmsprop_config``. ``optimizer="lbfgs"`` instead solves the
+    objective to its optimum (with ``n_epochs`` as the iteration cap).
     """
 
     implements_l2 = True
@@ -210,8 +199,23 @@ class LabelModel(Classifier):
             p = counts / counts.sum()
         else:
             p = np.full(self.k, 1.0 / self.k)
-        self.p = p.astype(np.float64)
-        self._set_tensor("P", torch.diag(torch.from_numpy(self.p)).float())
+        self.p = p
+
+    @property
+    def p(self) -> np.ndarray:
+        """The class balance, float64 ``[k]`` with ``p[y-1] = P(Y = y)``: the
+        diagonal of the ``P`` buffer (a view of it on CPU, a copy on an
+        accelerator). Assigning a length-k array sets ``P = diag(p)``."""
+        if "P" not in self._buffers:
+            raise AttributeError(
+                f"{type(self).__name__} has no class balance p before training."
+            )
+        return self._stat("P").diagonal()
+
+    @p.setter
+    def p(self, value) -> None:
+        values = torch.tensor(np.asarray(value, dtype=np.float64))
+        self._set_tensor("P", torch.diag(values))
 
     # ================================================== augmented label matrix
     def _create_L_ind(self, L) -> np.ndarray:
@@ -419,13 +423,14 @@ class LabelModel(Classifier):
         return v * self.m + i
 
     def _generate_O(self, L) -> None:
-        """Compute the unary overlap matrix ``self.O`` (float32 ``[d, d]``)."""
+        """Compute the unary overlap matrix ``self.O`` (float64 ``[d, d]``)."""
         self._set_O(self._overlap_matrix(L))
 
     def _set_O(self, O: np.ndarray) -> None:
+        """Store a copy of the overlap matrix ``O [d, d]`` as the float64 buffer
+        ``self.O`` and set ``self.d``."""
         self.d = O.shape[0]
-        self._O64 = O
-        self._set_tensor("O", torch.from_numpy(O).float())
+        self._set_tensor("O", torch.tensor(O, dtype=torch.float64))
 
     def _generate_O_inv(self, L) -> None:
         """Compute ``self.O`` and ``self.O_inv``."""
@@ -436,12 +441,16 @@ class LabelModel(Classifier):
         """``self.O_inv``: the inverse of O on the columns that occur in L (a
         value a source never emits has an all-zero row in O and a zero row in
         ``O_inv``; its ``mu`` and ``Z`` rows stay 0)."""
-        self._active = np.diag(self._O64) > 0
-        active = np.ix_(self._active, self._active)
-        O_inv = np.zeros_like(self._O64)
-        O_inv[active] = self._invert_O(self._O64[active])
-        self._O_inv64 = O_inv
-        self._set_tensor("O_inv", torch.from_numpy(O_inv).float())
+        O = self._stat("O")
+        active = np.ix_(*(2 * [self._active_columns()]))
+        O_inv = np.zeros_like(O)
+        O_inv[active] = self._invert_O(O[active])
+        self._set_tensor("O_inv", torch.from_numpy(O_inv))
+
+    def _active_columns(self) -> np.ndarray:
+        """Bool ``[d]``: the indicator columns that are on for some item of L
+        (``diag(O) > 0``)."""
+        return np.diag(self._stat("O")) > 0
 
     def _invert_O(self, O: np.ndarray) -> np.ndarray:
         cond = np.linalg.cond(O) if O.size else 1.0
@@ -526,30 +535,33 @@ class LabelModel(Classifier):
             f"m*k={m * k} (per row of mu); found shape {values.shape}."
         )
 
-    def _init_params(self, warm_start: Optional[dict] = None) -> None:
+    def _init_params(self, warm_start: Optional[dict] = None) -> np.ndarray:
         """Set ``mu_init`` from the propensities and ``prec_init``, and start ``mu``
         at ``u * mu_init`` with one scalar ``u ~ U[0, 1)`` (MeTaL's rule), or at
-        ``warm_start["mu"]`` (and ``warm_start["Z"]``) when given."""
+        ``warm_start["mu"]`` (and ``warm_start["Z"]``) when given.
+
+        Returns the float64 start of ``mu`` ``[d, k]`` (the fit starts from it;
+        the ``mu`` parameter holds it rounded to float32).
+        """
         prec = self._prec_init_vector()
-        lps = np.diag(self._O64).reshape(self.m, self.k)
+        lps = np.diag(self._stat("O")).reshape(self.m, self.k)
         with np.errstate(divide="ignore", invalid="ignore"):
             diag = np.clip(lps * prec[:, None] / self.p[None, :], 0.0, 1.0)
         diag = np.nan_to_num(diag, nan=0.0)
         mu_init = np.zeros((self.d, self.k))
         rows = np.arange(self.m)[:, None] * self.k + np.arange(self.k)[None, :]
         mu_init[rows, np.arange(self.k)[None, :]] = diag
-        self._mu_init64 = mu_init
-        self._set_tensor("mu_init", torch.from_numpy(mu_init).float())
+        self._set_tensor("mu_init", torch.from_numpy(mu_init))
         warm_start = warm_start or {}
         warm_mu = warm_start.get("mu")
         warm_Z = warm_start.get("Z")
         rng = None
         if warm_mu is not None and warm_mu.shape == mu_init.shape:
-            self._mu_start = np.asarray(warm_mu, dtype=np.float64)
+            mu_start = np.array(warm_mu, dtype=np.float64)
         else:
             rng = self._rng()
-            self._mu_start = mu_init * rng.random()
-        self._set_mu(self._mu_start)
+            mu_start = mu_init * rng.random()
+        self._set_mu(mu_start)
         if self.inv_form:
             if warm_Z is not None and warm_Z.shape == (self.d, self.k):
                 Z = torch.as_tensor(warm_Z, dtype=torch.float32)
@@ -559,6 +571,7 @@ class LabelModel(Classifier):
                 Z = torch.randn(self.d, self.k, generator=gen)
             self.Z = nn.Parameter(Z)
         self._build_mask()
+        return mu_start
 
     def _rng(self):
         seed = self.config.get("seed")
@@ -629,21 +642,24 @@ class LabelModel(Classifier):
         self._set_O(O)
         if self.inv_form:
             self._set_O_inv()
-        self._init_params(warm_start)
+        mu_start = self._init_params(warm_start)
+        if mu_start is None:  # an _init_params override that only sets mu
+            mu_start = _cpu_float64(self.mu)
+        mask = self.mask.cpu().numpy()
         if not self.inv_form:
             if verbose:
                 print("Estimating \\mu...")
-            mu = self._fit_mu(self._O64, self.mask.cpu().numpy())
+            mu = self._fit_mu(self._stat("O"), mask, mu_start)
         else:
             if verbose:
                 print("Estimating Z...")
-            Z = self._fit_Z(self._O_inv64, self.mask.cpu().numpy())
+            Z = self._fit_Z(self._stat("O_inv"), mask)
             self.Z = nn.Parameter(torch.from_numpy(Z).float().to(self._device()))
-            self._Q64 = self.get_Q()
-            self._set_tensor("Q", torch.from_numpy(self._Q64).float())
+            self._set_tensor("Q", torch.from_numpy(self.get_Q()))
             if verbose:
                 print("Estimating \\mu...")
-            mu = self._fit_mu(self._Q64, np.ones_like(self._Q64, dtype=bool))
+            Q = self._stat("Q")
+            mu = self._fit_mu(Q, np.ones_like(Q, dtype=bool), mu_start)
         self._set_mu(mu)
         self.is_trained = True
         if self.inv_form:
@@ -664,15 +680,18 @@ class LabelModel(Classifier):
         self._blocks = []
 
     # ------------------------------------------------------------- solvers
-    def _fit_mu(self, target: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    def _fit_mu(
+        self, target: np.ndarray, mask: np.ndarray, start: np.ndarray
+    ) -> np.ndarray:
         """Minimise ``||(target - mu P mu^T)[mask]||^2 + ||mu p - diag(O)||^2 +
-        ||D (mu - mu_init)||^2`` from the current start; then break the label
-        permutation symmetry in favour of ``prec_init``."""
+        ||D (mu - mu_init)||^2`` over ``mu [d, k]`` from ``start`` (float64
+        ``[d, k]``); then break the label permutation symmetry in favour of
+        ``prec_init``. ``target`` and ``mask`` are ``[d, d]``."""
         p = self.p
-        diag_O = np.diag(self._O64)
+        diag_O = np.diag(self._stat("O"))
         l2_rows = self._l2_rows(self.config["train_config"].get("l2", 0.0))
         l2_col = l2_rows[:, None] if np.any(l2_rows) else None
-        mu_init = self._mu_init64
+        mu_init = self._stat("mu_init")
         mask_f = mask.astype(np.float64)
         target_masked = target * mask_f
         shape = (self.d, self.k)
@@ -692,7 +711,7 @@ class LabelModel(Classifier):
                 g += 2.0 * l2_col * D
             return f, g.ravel()
 
-        mu = self._minimize(objective, self._mu_start, "mu")
+        mu = self._minimize(objective, start, "mu")
         permutation = self._best_label_permutation(mu)
         if permutation is not None:
             mu = self._minimize(objective, mu[:, permutation], "mu")
@@ -701,7 +720,7 @@ class LabelModel(Classifier):
     def _fit_Z(self, O_inv: np.ndarray, mask: np.ndarray) -> np.ndarray:
         """Minimise ``||(O^-1 + Z Z^T)[mask]||^2`` over the rank-k ``Z`` (rows of
         columns that never occur stay 0)."""
-        active = self._active
+        active = self._active_columns()
         mask_a = mask[np.ix_(active, active)]
         O_inv_masked = O_inv[np.ix_(active, active)] * mask_a
         d_a = int(active.sum())
@@ -735,9 +754,9 @@ class LabelModel(Classifier):
         name_opt = opt_config["optimizer"]
         if name_opt == "lbfgs":
             return self._minimize_lbfgs(objective, start, name, n_epochs)
-        if name_opt not in _FIRST_ORDER_STEPS:
+        if name_opt not in _TORCH_OPTIMIZERS:
             raise ValueError(
-                f"optimizer must be one of {sorted(_FIRST_ORDER_STEPS) + ['lbfgs']}; "
+                f"optimizer must be one of {sorted(_TORCH_OPTIMIZERS) + ['lbfgs']}; "
                 f"found {name_opt!r}."
             )
         x = self._minimize_first_order(objective, start, name_opt, opt_config, n_epochs)
@@ -749,24 +768,69 @@ class LabelModel(Classifier):
             return self._minimize_lbfgs(objective, start, name, max(n_epochs, 100))
         return x
 
-    def _minimize_first_order(self, objective, start, optimizer, opt_config, n_epochs):
-        """Full-batch steps with torch's update rules; ``None`` if it diverged."""
-        lr = float(opt_config.get("optimizer_common", {}).get("lr", 0.01))
-        sub_config = opt_config.get(f"{optimizer}_config", {}) or {}
-        if optimizer == "adamax":
-            sub_config = opt_config.get("adam_config", {}) or {}
-        step = _FIRST_ORDER_STEPS[optimizer](lr, **sub_config)
-        x = start.ravel().copy()
-        with np.errstate(over="ignore", invalid="ignore"):
+    def _minimize_first_order(
+        self,
+        objective: Callable[[np.ndarray], Tuple[float, np.ndarray]],
+        start: np.ndarray,
+        optimizer: str,
+        opt_config: dict,
+        n_epochs: int,
+    ) -> Optional[np.ndarray]:
+        """``n_epochs`` full-batch steps of the torch optimizer ``optimizer`` from
+        ``start`` (float64, any shape).
+
+        The iterate is a float64 CPU tensor that the objective reads through a
+        NumPy view of it; each step sets its ``.grad`` from the analytic NumPy
+        gradient (no copies either way). Returns the result in ``start``'s
+        shape, or ``None`` if the loss or the iterate became non-finite.
+        """
+        x = torch.tensor(np.ravel(start), dtype=torch.float64)
+        x_np = x.numpy()
+        torch_optimizer = self._torch_optimizer(x, optimizer, opt_config)
+        with np.errstate(over="ignore", invalid="ignore"), _one_torch_thread():
             for epoch in range(1, n_epochs + 1):
-                f, g = objective(x)
+                f, g = objective(x_np)
                 if not np.isfinite(f):
                     return None
                 self._log_loss(epoch, f)
-                x = step(x, g, epoch)
-            if not np.all(np.isfinite(x)) or not np.isfinite(objective(x)[0]):
+                x.grad = torch.from_numpy(np.ascontiguousarray(g, dtype=np.float64))
+                torch_optimizer.step()
+            if not np.all(np.isfinite(x_np)) or not np.isfinite(objective(x_np)[0]):
                 return None
-        return x.reshape(start.shape)
+        return x_np.reshape(start.shape)
+
+    @staticmethod
+    def _torch_optimizer(
+        x: torch.Tensor, optimizer: str, opt_config: dict
+    ) -> torch.optim.Optimizer:
+        """The torch optimizer named ``optimizer`` over the single tensor ``x``.
+
+        ``lr`` comes from ``optimizer_config["optimizer_common"]``; every other
+        setting from the optimizer's sub-config (``sgd_config``,
+        ``adam_config`` (also read by adamax, which ignores Adam-only keys such
+        as ``amsgrad``) or ``rmsprop_config``) is passed to torch as is, so
+        ``momentum``, ``nesterov``, ``betas``, ``weight_decay``, ... mean what
+        they mean in ``torch.optim``. Settings torch rejects raise
+        ``ValueError`` naming the sub-config.
+        """
+        lr = float(opt_config.get("optimizer_common", {}).get("lr", 0.01))
+        sub_config = _OPTIMIZER_SUB_CONFIGS[optimizer]
+        settings = dict(opt_config.get(sub_config) or {})
+        optimizer_class = _TORCH_OPTIMIZERS[optimizer]
+        if optimizer == "adamax":
+            accepted = inspect.signature(optimizer_class).parameters
+            settings = {
+                key: value for key, value in settings.items() if key in accepted
+            }
+        # The iterate lives on the CPU, where torch picks the single-tensor
+        # implementation anyway; naming it skips that choice at every step.
+        try:
+            return optimizer_class([x], lr=lr, **{"foreach": False, **settings})
+        except (TypeError, ValueError) as error:
+            raise ValueError(
+                f"The {optimizer} optimizer rejected lr={lr} with the settings "
+                f"{settings!r} of optimizer_config[{sub_config!r}]: {error}"
+            ) from None
 
     def _minimize_lbfgs(self, objective, start, name, max_iter):
         state = {"iteration": 0}
@@ -832,42 +896,56 @@ class LabelModel(Classifier):
         self.mu = nn.Parameter(torch.from_numpy(mu).float().to(self._device()))
 
     def _set_tensor(self, name: str, value: torch.Tensor) -> None:
+        """Register (or replace) the buffer ``name`` on the model's device."""
         value = value.to(self._device())
         if name in self._buffers:
             self._buffers[name] = value
         else:
             self.register_buffer(name, value)
 
+    def _stat(self, name: str) -> np.ndarray:
+        """NumPy float64 form of the statistic buffer ``name`` (``O``, ``O_inv``,
+        ``mu_init``, ``Q`` or ``P``): a view of it on CPU, a copy on an
+        accelerator. The fit reads the statistics through this."""
+        return _cpu_float64(self._buffers[name])
+
     # =================================================== losses (torch form)
-    def loss_l2(self, l2=0):
+    # Computed in the statistics' dtype (float64); the float32 ``mu`` and ``Z``
+    # are cast differentiably, so ``backward()`` still reaches them.
+    def loss_l2(self, l2=0) -> torch.Tensor:
         """``||D (mu - mu_init)||_F^2`` with ``D = l2 * I`` (a number) or
         ``diag(l2)`` (per source or per row of mu)."""
-        mu = self.mu
-        D = torch.from_numpy(self._l2_rows(l2)).float().to(mu.device)
-        return torch.sum((D[:, None] * (mu - self.mu_init)) ** 2)
+        mu_init = self.mu_init
+        mu = self.mu.to(mu_init.dtype)
+        D = torch.from_numpy(self._l2_rows(l2)).to(mu.device, mu.dtype)
+        return torch.sum((D[:, None] * (mu - mu_init)) ** 2)
 
-    def loss_mu(self, *args, l2=0):
+    def loss_mu(self, *args, l2=0) -> torch.Tensor:
         """The no-dependency objective evaluated at the current ``mu``."""
-        mu = self.mu
-        diff = (self.O - mu @ self.P @ mu.T)[self.mask]
-        marginal = torch.sum(mu @ self.P, dim=1) - torch.diag(self.O)
+        O, P = self.O, self.P
+        mu = self.mu.to(O.dtype)
+        diff = (O - mu @ P @ mu.T)[self.mask]
+        marginal = torch.sum(mu @ P, dim=1) - torch.diag(O)
         return torch.sum(diff**2) + torch.sum(marginal**2) + self.loss_l2(l2=l2)
 
-    def loss_inv_Z(self, *args):
+    def loss_inv_Z(self, *args) -> torch.Tensor:
         """The first dependency-form objective evaluated at the current ``Z``."""
-        return torch.sum(((self.O_inv + self.Z @ self.Z.T)[self.mask]) ** 2)
+        O_inv = self.O_inv
+        Z = self.Z.to(O_inv.dtype)
+        return torch.sum(((O_inv + Z @ Z.T)[self.mask]) ** 2)
 
-    def loss_inv_mu(self, *args, l2=0):
+    def loss_inv_mu(self, *args, l2=0) -> torch.Tensor:
         """The second dependency-form objective evaluated at the current ``mu``."""
-        mu = self.mu
-        diff = self.Q - mu @ self.P @ mu.T
-        marginal = torch.sum(mu @ self.P, dim=1) - torch.diag(self.O)
+        O, P = self.O, self.P
+        mu = self.mu.to(O.dtype)
+        diff = self.Q - mu @ P @ mu.T
+        marginal = torch.sum(mu @ P, dim=1) - torch.diag(O)
         return torch.sum(diff**2) + torch.sum(marginal**2) + self.loss_l2(l2=l2)
 
     def get_Q(self) -> np.ndarray:
         """``Q = O Z (I_k + Z^T O Z)^-1 Z^T O`` (float64 ``[d, d]``)."""
-        Z = self.Z.detach().double().cpu().numpy()
-        O = self._O64 if hasattr(self, "_O64") else self.O.double().cpu().numpy()
+        Z = _cpu_float64(self.Z)
+        O = self._stat("O")
         inner = np.linalg.inv(np.eye(self.k) + Z.T @ O @ Z)
         return O @ Z @ inner @ Z.T @ O
 
@@ -983,7 +1061,7 @@ class LabelModel(Classifier):
         log_mu = torch.log(self.mu.detach().clamp(*PROB_CLIP))
         log_mu_vm = log_mu.view(self.m, self.k, self.k).transpose(0, 1)
         log_mu_vm = log_mu_vm.reshape(self.m * self.k, self.k)
-        log_p = torch.log(torch.from_numpy(self.p)).float().to(log_mu.device)
+        log_p = torch.log(torch.diagonal(self.P)).float().to(log_mu.device)
         return log_mu, log_mu_vm, log_p
 
     def _log_scores(
@@ -1051,11 +1129,38 @@ class LabelModel(Classifier):
         self._build_c_data()
         self._blocks = self._higher_order_blocks() if self.inv_form else []
 
-    def _prepare_for_state_dict(self, state_dict) -> None:
+    def _prepare_for_state_dict(self, state_dict: Dict[str, torch.Tensor]) -> None:
+        """Create ``mu``/``Z`` and the buffers of a saved model before
+        ``load_state_dict`` copies the saved values into them.
+
+        The statistics (``O``, ``O_inv``, ``mu_init``, ``Q``, ``P``) are float64
+        buffers. Files written when they were float32 load into float64 buffers
+        too (``load_state_dict`` casts); their ``P`` entry is replaced by
+        ``diag(p)`` from the exact class balance saved with the plain
+        attributes (``_set_extra_state_dict`` runs first and sets ``P``), so
+        such a model predicts exactly as before.
+        """
+        exact_P = self._buffers.get("P")
         for name, value in state_dict.items():
             if name in ("mu", "Z"):
                 setattr(self, name, nn.Parameter(torch.zeros_like(value)))
+            elif name in _STATISTICS:
+                current = self._buffers.get(name)
+                if (
+                    current is None
+                    or current.dtype != torch.float64
+                    or current.shape != value.shape
+                ):
+                    self._set_tensor(
+                        name, torch.zeros(value.shape, dtype=torch.float64)
+                    )
             elif name not in self._buffers:
                 self.register_buffer(name, torch.zeros_like(value))
-        if "O" in state_dict:
-            self._O64 = state_dict["O"].double().numpy()
+        saved_P = state_dict.get("P")
+        if (
+            saved_P is not None
+            and saved_P.dtype != torch.float64
+            and exact_P is not None
+            and exact_P.shape == saved_P.shape
+        ):
+            state_dict["P"] = exact_P.detach().clone()

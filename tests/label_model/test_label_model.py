@@ -403,6 +403,321 @@ class LabelModelConfigTest(unittest.TestCase):
         self.assertEqual(quiet.getvalue(), "")
 
 
+def set_optimizer_settings(model, optimizer, **settings):
+    """Write torch settings into ``optimizer``'s sub-config of ``model.config``.
+
+    The default config tree names only ``momentum`` (sgd) and ``betas`` (adam),
+    so the flat/nested kwarg merge rejects the other torch settings; they are
+    set on the config dict directly.
+    """
+    sub = {"adamax": "adam_config"}.get(optimizer, f"{optimizer}_config")
+    optimizer_config = model.config["train_config"]["optimizer_config"]
+    optimizer_config.setdefault(sub, {}).update(settings)
+
+
+def record_mu_fits(model):
+    """Record ``(start, result)`` of every mu fit of ``model`` (float64)."""
+    fits = []
+    minimize = model._minimize
+
+    def recording_minimize(objective, start, name):
+        result = minimize(objective, start, name)
+        if name == "mu":
+            fits.append((np.array(start), np.array(result)))
+        return result
+
+    model._minimize = recording_minimize
+    return fits
+
+
+def torch_reference_steps(model, start, optimizer_class, n_steps, **settings):
+    """``n_steps`` of ``optimizer_class(**settings)`` on ``model.loss_mu`` by
+    autograd, from the float64 ``start``; returns the float64 ``mu``."""
+    mu = torch.nn.Parameter(torch.tensor(start, dtype=torch.float64))
+    trained_mu = model.mu
+    model.mu = mu
+    try:
+        reference = optimizer_class([mu], **settings)
+        for _ in range(n_steps):
+            reference.zero_grad()
+            model.loss_mu().backward()
+            reference.step()
+    finally:
+        model.mu = trained_mu
+    return mu.detach().numpy()
+
+
+class LabelModelOptimizerTest(unittest.TestCase):
+    """Every optimizer is torch.optim's, with the sub-config's settings."""
+
+    # (optimizer, lr, torch class, settings that differ from torch's defaults)
+    CASES = [
+        ("sgd", 0.01, torch.optim.SGD, dict(momentum=0.8, nesterov=True)),
+        ("sgd", 0.01, torch.optim.SGD, dict(momentum=0.9, dampening=0.3)),
+        ("sgd", 0.01, torch.optim.SGD, dict(momentum=0.9, weight_decay=0.5)),
+        ("adam", 0.01, torch.optim.Adam, dict(betas=(0.8, 0.95), amsgrad=True)),
+        ("adam", 0.01, torch.optim.Adam, dict(eps=1e-3, weight_decay=0.5)),
+        ("adamax", 0.01, torch.optim.Adamax, dict(betas=(0.7, 0.9), eps=1e-4)),
+        ("adamax", 0.01, torch.optim.Adamax, dict(weight_decay=0.5)),
+        ("rmsprop", 0.002, torch.optim.RMSprop, dict(alpha=0.9, momentum=0.5)),
+        ("rmsprop", 0.002, torch.optim.RMSprop, dict(centered=True, eps=1e-4)),
+        ("rmsprop", 0.002, torch.optim.RMSprop, dict(weight_decay=0.5)),
+    ]
+
+    @classmethod
+    def setUpClass(cls):
+        np.random.seed(5)
+        cls.data = SingleTaskTreeDepsGenerator(3000, 6, k=2)
+
+    def _fit(self, optimizer, lr, n_epochs, **settings):
+        """Train on the shared data; return the model and its first mu fit."""
+        model = LabelModel(k=2, verbose=False, seed=0)
+        if settings:
+            set_optimizer_settings(model, optimizer, **settings)
+        fits = record_mu_fits(model)
+        model.train_model(self.data.L, optimizer=optimizer, lr=lr, n_epochs=n_epochs)
+        return model, fits[0]
+
+    def test_steps_equal_torch_optimizer_on_loss_mu(self):
+        """The fit's steps are those of the torch optimizer with the configured
+        settings driven by autograd on ``loss_mu`` (so the analytic gradient
+        and every setting reach torch), and the settings change the result."""
+        n_steps = 25
+        for optimizer, lr, optimizer_class, settings in self.CASES:
+            with self.subTest(optimizer=optimizer, settings=settings):
+                model, (start, result) = self._fit(optimizer, lr, n_steps, **settings)
+                expected = torch_reference_steps(
+                    model, start, optimizer_class, n_steps, lr=lr, **settings
+                )
+                np.testing.assert_allclose(result, expected, rtol=0, atol=1e-10)
+                # the trained parameter is the float32 rounding of the result
+                np.testing.assert_array_equal(
+                    model.mu.detach().numpy(), result.astype(np.float32)
+                )
+                _, (_, plain) = self._fit(optimizer, lr, n_steps)
+                self.assertGreater(np.max(np.abs(result - plain)), 1e-6)
+
+    def test_weight_decay_shrinks_mu_towards_zero(self):
+        """torch's weight decay (unlike the label model's l2, which pulls
+        towards mu_init) shrinks every entry of mu towards 0."""
+        plain, _ = self._fit("sgd", 0.01, 100)
+        decayed, _ = self._fit("sgd", 0.01, 100, momentum=0.9, weight_decay=5.0)
+        self.assertLess(
+            float(decayed.mu.detach().abs().sum()),
+            0.9 * float(plain.mu.detach().abs().sum()),
+        )
+
+    def test_adamax_reads_adam_config(self):
+        """As in MeTaL, adamax takes its settings from adam_config; Adam-only
+        settings there (amsgrad) do not reach Adamax."""
+        model, (start, result) = self._fit(
+            "adamax", 0.01, 20, betas=(0.6, 0.9), amsgrad=True
+        )
+        expected = torch_reference_steps(
+            model, start, torch.optim.Adamax, 20, lr=0.01, betas=(0.6, 0.9)
+        )
+        np.testing.assert_allclose(result, expected, rtol=0, atol=1e-10)
+
+    def test_lbfgs_ignores_sub_configs(self):
+        a = LabelModel(k=2, verbose=False, seed=0)
+        a.train_model(self.data.L, optimizer="lbfgs", n_epochs=200)
+        b = LabelModel(k=2, verbose=False, seed=0)
+        set_optimizer_settings(b, "sgd", nesterov=True, weight_decay=3.0)
+        b.train_model(self.data.L, optimizer="lbfgs", n_epochs=200)
+        np.testing.assert_array_equal(a.mu.detach().numpy(), b.mu.detach().numpy())
+
+    def test_unknown_optimizer_name_raises(self):
+        model = LabelModel(k=2, verbose=False, optimizer="newton")
+        with self.assertRaisesRegex(ValueError, "'newton'") as context:
+            model.train_model(self.data.L)
+        for name in ("sgd", "adam", "adamax", "rmsprop", "lbfgs"):
+            self.assertIn(name, str(context.exception))
+
+    def test_settings_torch_rejects_raise_value_error(self):
+        cases = [
+            ("sgd", dict(momentum=0.0, nesterov=True), "sgd_config"),
+            ("sgd", dict(momentum=-1.0), "momentum"),
+            ("adam", dict(betas=(1.5, 0.9)), "adam_config"),
+            ("rmsprop", dict(alpha=-0.5), "rmsprop_config"),
+            ("rmsprop", dict(colour="red"), "colour"),
+            ("adamax", dict(eps=-1.0), "adam_config"),
+        ]
+        for optimizer, settings, pattern in cases:
+            with self.subTest(optimizer=optimizer, settings=settings):
+                model = LabelModel(k=2, verbose=False, seed=0)
+                set_optimizer_settings(model, optimizer, **settings)
+                with self.assertRaisesRegex(ValueError, pattern):
+                    model.train_model(self.data.L, optimizer=optimizer)
+
+    def test_divergence_of_every_optimizer_falls_back_to_lbfgs(self):
+        # The adaptive optimizers' steps are about lr in size, so only a huge
+        # lr makes the quartic loss overflow.
+        for optimizer, lr in (
+            ("sgd", 1e6),
+            ("adam", 1e100),
+            ("adamax", 1e100),
+            ("rmsprop", 1e100),
+        ):
+            with self.subTest(optimizer=optimizer):
+                model = LabelModel(k=2, verbose=False, seed=0)
+                with warnings.catch_warnings(record=True) as caught:
+                    warnings.simplefilter("always")
+                    model.train_model(self.data.L, optimizer=optimizer, lr=lr)
+                messages = [str(w.message) for w in caught]
+                self.assertTrue(
+                    any(f"The {optimizer} fit of mu diverged" in m for m in messages),
+                    messages,
+                )
+                self.assertTrue(np.all(np.isfinite(model.mu.detach().numpy())))
+                score = model.score((self.data.L, self.data.Y), verbose=False)
+                self.assertGreater(score, 0.8)
+
+
+class LabelModelOptimizerQualityTest(unittest.TestCase):
+    """Every optimizer recovers the generating parameters (n=10000, m=10)."""
+
+    # optimizer -> (lr, n_epochs)
+    SETTINGS = {
+        "sgd": (0.01, 1000),
+        "adam": (0.01, 1000),
+        "adamax": (0.01, 1000),
+        "rmsprop": (0.005, 1000),
+        "lbfgs": (0.01, 500),
+    }
+
+    def _check(self, data, deps, threshold):
+        majority = MajorityLabelVoter(k=2, verbose=False, seed=0)
+        mv_score = majority.score((data.L, data.Y), verbose=False)
+        for optimizer, (lr, n_epochs) in self.SETTINGS.items():
+            with self.subTest(optimizer=optimizer):
+                model = LabelModel(k=2, verbose=False, seed=0)
+                model.train_model(
+                    data.L,
+                    deps=deps,
+                    class_balance=data.p,
+                    optimizer=optimizer,
+                    lr=lr,
+                    n_epochs=n_epochs,
+                )
+                self.assertLess(param_error(model, data), threshold)
+                score = model.score((data.L, data.Y), verbose=False)
+                self.assertGreater(score, mv_score)
+
+    def test_no_deps(self):
+        np.random.seed(0)
+        data = SingleTaskTreeDepsGenerator(10000, 10, k=2, edge_prob=0.0)
+        self._check(data, [], threshold=0.01)
+
+    def test_with_deps(self):
+        np.random.seed(0)
+        data = SingleTaskTreeDepsGenerator(10000, 10, k=2, edge_prob=1.0)
+        self._check(data, data.E, threshold=0.01)
+
+
+class LabelModelStatisticsTest(unittest.TestCase):
+    """Each statistic is one float64 buffer; NumPy reads it without copies."""
+
+    STATISTICS = ("O", "O_inv", "mu_init", "Q", "P")
+
+    @classmethod
+    def setUpClass(cls):
+        np.random.seed(2)
+        cls.data = SingleTaskTreeDepsGenerator(3000, 6, k=2, edge_prob=1.0)
+        cls.model = LabelModel(k=2, verbose=False, seed=0)
+        cls.model.train_model(
+            cls.data.L, deps=cls.data.E, class_balance=[0.35, 0.65], n_epochs=50
+        )
+
+    def test_statistics_are_float64_buffers(self):
+        model = self.model
+        d, k = model.d, model.k
+        buffers = dict(model.named_buffers())
+        shapes = {"O": (d, d), "O_inv": (d, d), "mu_init": (d, k), "Q": (d, d)}
+        shapes["P"] = (k, k)
+        for name in self.STATISTICS:
+            self.assertIn(name, buffers)
+            self.assertEqual(buffers[name].dtype, torch.float64, name)
+            self.assertEqual(tuple(buffers[name].shape), shapes[name], name)
+        self.assertEqual(buffers["mask"].dtype, torch.bool)
+        self.assertEqual(model.mu.dtype, torch.float32)
+        self.assertIsInstance(model.mu, torch.nn.Parameter)
+        self.assertEqual(
+            set(model.state_dict()) - {"mu", "Z", "mu_higher"},
+            {"O", "O_inv", "mu_init", "Q", "P", "mask"},
+        )
+
+    def test_no_numpy_copies_of_the_statistics(self):
+        model = self.model
+        for name, value in vars(model).items():
+            if isinstance(value, np.ndarray):
+                self.assertLess(value.size, model.d, name)
+        for name in self.STATISTICS:
+            view = model._stat(name)
+            self.assertEqual(view.dtype, np.float64)
+            self.assertTrue(np.shares_memory(view, getattr(model, name).numpy()))
+
+    def test_p_is_the_diagonal_of_P(self):
+        model = self.model
+        np.testing.assert_array_equal(model.p, [0.35, 0.65])
+        self.assertEqual(model.p.dtype, np.float64)
+        self.assertTrue(np.shares_memory(model.p, model.P.numpy()))
+        np.testing.assert_array_equal(model.P.numpy(), np.diag([0.35, 0.65]))
+        untrained = LabelModel(k=3, verbose=False)
+        self.assertFalse(hasattr(untrained, "p"))
+        untrained.p = [0.2, 0.3, 0.5]
+        self.assertEqual(untrained.P.dtype, torch.float64)
+        np.testing.assert_array_equal(untrained.p, [0.2, 0.3, 0.5])
+
+    def test_statistics_have_their_meaning(self):
+        model = self.model
+        O = model.O.numpy()
+        X = model._create_L_ind(self.data.L).astype(np.float64)
+        np.testing.assert_allclose(O, X.T @ X / len(X), rtol=0, atol=1e-15)
+        np.testing.assert_allclose(model.O_inv.numpy() @ O, np.eye(model.d), atol=1e-8)
+        np.testing.assert_allclose(model.Q.numpy(), model.get_Q(), rtol=0, atol=0)
+        diag = np.diag(O).reshape(model.m, 2) * 0.7 / np.array([0.35, 0.65])
+        expected = np.zeros((model.d, 2))
+        expected[np.arange(model.d), np.tile([0, 1], model.m)] = np.clip(
+            diag.ravel(), 0, 1
+        )
+        np.testing.assert_allclose(model.mu_init.numpy(), expected, atol=1e-15)
+
+    def test_torch_losses_are_float64_and_reach_mu_and_Z(self):
+        model = self.model
+        for loss in (
+            model.loss_mu(),
+            model.loss_inv_mu(l2=0.3),
+            model.loss_l2(l2=np.full(model.m, 0.5)),
+        ):
+            self.assertEqual(loss.dtype, torch.float64)
+            model.mu.grad = None
+            loss.backward()
+            self.assertEqual(model.mu.grad.dtype, torch.float32)
+            self.assertEqual(model.mu.grad.shape, model.mu.shape)
+        loss = model.loss_inv_Z()
+        self.assertEqual(loss.dtype, torch.float64)
+        model.Z.grad = None
+        loss.backward()
+        self.assertEqual(model.Z.grad.dtype, torch.float32)
+        model.mu.grad = model.Z.grad = None
+
+    def test_loss_mu_equals_the_fitted_objective(self):
+        """``loss_mu`` and the NumPy objective of the fit agree in float64."""
+        np.random.seed(3)
+        data = SingleTaskTreeDepsGenerator(2000, 5, k=3)
+        model = LabelModel(k=3, verbose=False, seed=0)
+        fits = record_mu_fits(model)
+        model.train_model(data.L, l2=0.2, n_epochs=30)
+        _, result = fits[-1]
+        model.mu = torch.nn.Parameter(torch.from_numpy(result))
+        mu, O, p = result, model.O.numpy(), model.p
+        mask = model.mask.numpy()
+        expected = np.sum(((O - mu @ np.diag(p) @ mu.T)[mask]) ** 2)
+        expected += np.sum((mu @ p - np.diag(O)) ** 2)
+        expected += 0.2**2 * np.sum((mu - model.mu_init.numpy()) ** 2)
+        self.assertAlmostEqual(model.loss_mu(l2=0.2).item(), expected, places=14)
+
+
 class LabelSymmetryTest(unittest.TestCase):
     def test_prec_init_decides_the_labelling(self):
         """Five accurate and five adversarial sources are symmetric under a label
@@ -597,6 +912,45 @@ class LabelModelPersistenceTest(unittest.TestCase):
         np.testing.assert_array_equal(
             loaded.get_conditional_probs(), model.get_conditional_probs()
         )
+
+    def test_loads_files_with_float32_statistics(self):
+        """Files written when the statistics were float32 buffers load into
+        float64 buffers and predict exactly as the saved model."""
+        np.random.seed(4)
+        data = SingleTaskTreeDepsGenerator(3000, 6, k=2, edge_prob=1.0)
+        for deps in ([], data.E):
+            model = LabelModel(k=2, verbose=False, seed=3)
+            model.train_model(data.L, deps=deps, class_balance=[0.3, 0.7])
+            with tempfile.TemporaryDirectory() as folder:
+                path = os.path.join(folder, "current.pth")
+                model.save(path)
+                bundle = torch.load(path, weights_only=True)
+                for name in ("O", "O_inv", "mu_init", "Q", "P"):
+                    if name in bundle["state_dict"]:
+                        self.assertEqual(
+                            bundle["state_dict"][name].dtype, torch.float64
+                        )
+                        bundle["state_dict"][name] = bundle["state_dict"][name].float()
+                old_path = os.path.join(folder, "float32.pth")
+                torch.save(bundle, old_path)
+                loaded = LabelModel.load(old_path)
+            with self.subTest(deps=bool(deps)):
+                self.assertEqual(loaded.inv_form, bool(deps))
+                for name in ("O", "mu_init", "P") + (("O_inv", "Q") if deps else ()):
+                    self.assertEqual(getattr(loaded, name).dtype, torch.float64)
+                    np.testing.assert_allclose(
+                        getattr(loaded, name).numpy(),
+                        getattr(model, name).numpy(),
+                        rtol=1e-6,
+                        atol=1e-7,
+                    )
+                np.testing.assert_array_equal(loaded.p, [0.3, 0.7])
+                np.testing.assert_array_equal(
+                    loaded.predict_proba(data.L), model.predict_proba(data.L)
+                )
+                self.assertAlmostEqual(
+                    loaded.loss_mu().item(), model.loss_mu().item(), places=6
+                )
 
     def test_save_and_load_with_deps(self):
         np.random.seed(1)

@@ -205,6 +205,21 @@ class MTLabelModelTestCase(unittest.TestCase):
         for a, b in zip(loaded.predict_proba(data.L), model.predict_proba(data.L)):
             np.testing.assert_array_equal(a, b)
 
+    def test_statistics_are_float64_buffers(self):
+        """The flat-space statistics are LabelModel's single float64 buffers;
+        ``p`` (over the feasible vectors) is the diagonal of ``P``."""
+        data = self.data
+        model = MTLabelModel(task_graph=data.task_graph, verbose=False, seed=5)
+        model.train_model(data.L, class_balance=data.p, n_epochs=20)
+        buffers = dict(model.named_buffers())
+        for name in ("O", "mu_init", "P"):
+            self.assertEqual(buffers[name].dtype, torch.float64, name)
+        self.assertEqual(tuple(model.O.shape), (10 * 4, 10 * 4))
+        np.testing.assert_array_equal(model.p, data.p)
+        self.assertTrue(np.shares_memory(model.p, model.P.numpy()))
+        X = model._create_L_ind(data.L).astype(np.float64)
+        np.testing.assert_allclose(model.O.numpy(), X.T @ X / len(X), atol=1e-15)
+
     @unittest.skipUnless(torch.cuda.is_available(), "needs CUDA")
     def test_cuda(self):
         data = self.data
