@@ -185,8 +185,9 @@ def build_optimizer(
 ) -> torch.optim.Optimizer:
     """The torch optimizer ``name`` over the trainable ``parameters``.
 
-    ``l2`` becomes ``weight_decay`` (``sparseadam`` has none: non-zero ``l2``
-    raises ``ValueError``).
+    ``optimizer_kwargs`` are the torch optimizer's keyword arguments; a
+    non-zero ``l2`` becomes its ``weight_decay`` (``sparseadam`` has none:
+    non-zero ``l2`` raises ``ValueError``).
     """
     check_choice(name, OPTIMIZERS, "optimizer")
     params = [p for p in parameters if p.requires_grad]
@@ -198,7 +199,9 @@ def build_optimizer(
                 "l2=0 or choose another optimizer."
             )
         return torch.optim.SparseAdam(params, **kwargs)
-    return _TORCH_OPTIMIZERS[name](params, **kwargs, weight_decay=l2)
+    if l2 or "weight_decay" not in kwargs:
+        kwargs["weight_decay"] = l2
+    return _TORCH_OPTIMIZERS[name](params, **kwargs)
 
 
 def _check_sparse_gradients_only(model: nn.Module) -> None:

@@ -18,11 +18,13 @@ The engine itself knows only ``EngineConfig``.
 """
 
 import glob
+import inspect
 import os
 import shutil
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
+import torch
 import torch.nn as nn
 
 from metal._checks import check_choice
@@ -46,12 +48,16 @@ from metal.logging import (
 
 WRITER_KINDS = (None, "json", "tensorboard")
 # Which sub-dict of a MeTaL ``optimizer_config`` holds each optimizer's kwargs.
-_V05_OPTIMIZER_SUBCONFIG = {
+OPTIMIZER_SUBCONFIGS = {
     "sgd": "sgd_config",
     "adam": "adam_config",
     "adamax": "adam_config",
     "sparseadam": "adam_config",
     "rmsprop": "rmsprop_config",
+}
+_TORCH_OPTIMIZER_CLASSES = {
+    "adamax": torch.optim.Adamax,
+    "sparseadam": torch.optim.SparseAdam,
 }
 # Which sub-dict of a MeTaL ``lr_scheduler_config`` holds each scheduler's kwargs.
 _V05_SCHEDULER_SUBCONFIG = {
@@ -148,10 +154,17 @@ class RunSpec:
 # ================================================== MeTaL's sub-vocabularies
 def optimizer_settings(optimizer_config: dict) -> Tuple[str, dict]:
     """``(name, kwargs)`` from a MeTaL ``optimizer_config`` dict
-    (``optimizer``, ``optimizer_common`` and the per-optimizer sub-dicts)."""
+    (``optimizer``, ``optimizer_common`` and the per-optimizer sub-dicts).
+
+    Adamax and SparseAdam read ``adam_config``, as in MeTaL; the Adam settings
+    they do not take (e.g. ``amsgrad``) are left out."""
     name = check_choice(optimizer_config.get("optimizer"), OPTIMIZERS, "optimizer")
     kwargs = dict(optimizer_config.get("optimizer_common") or {})
-    kwargs.update(optimizer_config.get(_V05_OPTIMIZER_SUBCONFIG[name]) or {})
+    settings = dict(optimizer_config.get(OPTIMIZER_SUBCONFIGS[name]) or {})
+    if name in ("adamax", "sparseadam"):
+        accepted = inspect.signature(_TORCH_OPTIMIZER_CLASSES[name]).parameters
+        settings = {key: value for key, value in settings.items() if key in accepted}
+    kwargs.update(settings)
     return name, kwargs
 
 

@@ -29,7 +29,6 @@ stored once, as a registered float64 buffer; the NumPy code reads views of it.
 """
 
 import contextlib
-import inspect
 import warnings
 from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
@@ -46,8 +45,10 @@ from metal._checks import (
     iter_dense_chunks,
 )
 from metal.classifier import Classifier
+from metal.engine import build_optimizer
 from metal.label_model.graph_utils import get_clique_tree
 from metal.label_model.lm_defaults import lm_default_config
+from metal.run import OPTIMIZER_SUBCONFIGS, optimizer_settings
 from metal.utils import recursive_merge_dicts
 
 # Bounds applied to the learned probabilities when they are used as weights.
@@ -63,23 +64,10 @@ _FTOL = 1e-15
 _GTOL = 1e-10
 
 
-# The first-order optimizers: torch.optim classes stepping a float64 tensor whose
-# gradient is set from the analytic NumPy gradient of the objective.
-_TORCH_OPTIMIZERS = {
-    "sgd": torch.optim.SGD,
-    "adam": torch.optim.Adam,
-    "adamax": torch.optim.Adamax,
-    "rmsprop": torch.optim.RMSprop,
-}
-
-# The sub-dict of ``optimizer_config`` holding each optimizer's settings
-# (MeTaL reads Adam's settings for Adamax).
-_OPTIMIZER_SUB_CONFIGS = {
-    "sgd": "sgd_config",
-    "adam": "adam_config",
-    "adamax": "adam_config",
-    "rmsprop": "rmsprop_config",
-}
+# The optimizers taking full-batch steps (besides "lbfgs"): torch.optim
+# classes stepping a float64 tensor whose gradient is set from the analytic
+# NumPy gradient of the objective.
+FIRST_ORDER_OPTIMIZERS = ("sgd", "adam", "adamax", "rmsprop")
 
 # The statistics of L kept as float64 buffers (NumPy views through ``_stat``).
 _STATISTICS = ("O", "O_inv", "mu_init", "Q", "P")
@@ -754,10 +742,10 @@ class LabelModel(Classifier):
         name_opt = opt_config["optimizer"]
         if name_opt == "lbfgs":
             return self._minimize_lbfgs(objective, start, name, n_epochs)
-        if name_opt not in _TORCH_OPTIMIZERS:
+        if name_opt not in FIRST_ORDER_OPTIMIZERS:
             raise ValueError(
-                f"optimizer must be one of {sorted(_TORCH_OPTIMIZERS) + ['lbfgs']}; "
-                f"found {name_opt!r}."
+                f"optimizer must be one of {sorted(FIRST_ORDER_OPTIMIZERS)} or "
+                f"'lbfgs'; found {name_opt!r}."
             )
         x = self._minimize_first_order(objective, start, name_opt, opt_config, n_epochs)
         if x is None:
@@ -785,7 +773,8 @@ class LabelModel(Classifier):
         shape, or ``None`` if the loss or the iterate became non-finite.
         """
         x = torch.tensor(np.ravel(start), dtype=torch.float64)
-        x_np = x.numpy()
+        x_np = x.numpy()  # a view: the objective reads the iterate through it
+        x.requires_grad_(True)  # a parameter to the optimizer
         torch_optimizer = self._torch_optimizer(x, optimizer, opt_config)
         with np.errstate(over="ignore", invalid="ignore"), _one_torch_thread():
             for epoch in range(1, n_epochs + 1):
@@ -813,23 +802,16 @@ class LabelModel(Classifier):
         they mean in ``torch.optim``. Settings torch rejects raise
         ``ValueError`` naming the sub-config.
         """
-        lr = float(opt_config.get("optimizer_common", {}).get("lr", 0.01))
-        sub_config = _OPTIMIZER_SUB_CONFIGS[optimizer]
-        settings = dict(opt_config.get(sub_config) or {})
-        optimizer_class = _TORCH_OPTIMIZERS[optimizer]
-        if optimizer == "adamax":
-            accepted = inspect.signature(optimizer_class).parameters
-            settings = {
-                key: value for key, value in settings.items() if key in accepted
-            }
+        name, settings = optimizer_settings(opt_config)
         # The iterate lives on the CPU, where torch picks the single-tensor
         # implementation anyway; naming it skips that choice at every step.
         try:
-            return optimizer_class([x], lr=lr, **{"foreach": False, **settings})
+            return build_optimizer(name, [x], {"foreach": False, **settings})
         except (TypeError, ValueError) as error:
             raise ValueError(
-                f"The {optimizer} optimizer rejected lr={lr} with the settings "
-                f"{settings!r} of optimizer_config[{sub_config!r}]: {error}"
+                f"The {optimizer} optimizer rejected the settings {settings!r} of "
+                f"optimizer_config (optimizer_common and "
+                f"{OPTIMIZER_SUBCONFIGS[name]!r}): {error}"
             ) from None
 
     def _minimize_lbfgs(self, objective, start, name, max_iter):
