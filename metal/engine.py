@@ -631,43 +631,37 @@ class Engine:
         if skip:
             set_rng_state(state.resume_rng)
         state.batches_done = skip
-        if self.config.progress_bar and self.config.verbose:
-            closed = self._run_batches_with_bar(iterator, step, skip, batches_per_epoch)
-        elif batches_per_epoch:
-            closed = self._run_counted_batches(iterator, step, skip, batches_per_epoch)
-        else:
-            closed = False
-            for batch, is_last in _flag_last(iterator):
-                self._train_on_batch(batch, step, is_last)
+        bar = self._progress_bar(batches_per_epoch, skip)
+        closed = False
+        try:
+            for batch, is_last in _flag_last(iterator, batches_per_epoch, skip):
+                loss = self._train_on_batch(batch, step, is_last)
                 closed = is_last
+                if bar is not None:
+                    bar.update(1)
+                    if loss is not None:
+                        bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
+        finally:
+            if bar is not None:
+                bar.close()
         if not closed:
             self._close_short_epoch()
 
-    def _run_counted_batches(self, iterator, step, skip, batches_per_epoch) -> bool:
-        """The plain loop for batches of known length; True if the epoch's
-        last batch was seen."""
-        train_on_batch = self._train_on_batch
-        last = batches_per_epoch - 1
-        position = skip - 1
-        for position, batch in enumerate(iterator, skip):
-            train_on_batch(batch, step, position >= last)
-        return position >= last
-
-    def _run_batches_with_bar(self, iterator, step, skip, batches_per_epoch) -> bool:
-        closed = False
-        with _progress_bar()(
+    def _progress_bar(self, batches_per_epoch: Optional[int], skip: int):
+        """The epoch's tqdm bar (notebook-aware), or None unless ``progress_bar``
+        and ``verbose``."""
+        if not (self.config.progress_bar and self.config.verbose):
+            return None
+        with warnings.catch_warnings():
+            # Without ipywidgets tqdm warns, then falls back to the text bar.
+            warnings.simplefilter("ignore")
+            from tqdm.auto import tqdm
+        return tqdm(
             total=batches_per_epoch,
             initial=skip,
             desc=f"Epoch {self.state.epoch + 1}/{self.config.n_epochs}",
             leave=False,
-        ) as bar:
-            for batch, is_last in _flag_last(iterator, batches_per_epoch, skip):
-                loss = self._train_on_batch(batch, step, is_last)
-                closed = is_last
-                bar.update(1)
-                if loss is not None:
-                    bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
-        return closed
+        )
 
     def _close_short_epoch(self) -> None:
         """The batches ended before their announced length: count the epoch end."""
@@ -798,16 +792,6 @@ class Engine:
 
 
 # -------------------------------------------------------------------- helpers
-def _progress_bar():
-    """tqdm's notebook-aware bar, imported only when a bar is shown (and
-    without tqdm's warning when ipywidgets is missing: it then falls back to
-    the text bar)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        from tqdm.auto import tqdm
-    return tqdm
-
-
 def _total_loss(out, batch_size: int):
     """``(loss tensor or None, per-name (value, count) or None)`` from a step."""
     if isinstance(out, torch.Tensor):
