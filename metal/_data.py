@@ -101,7 +101,7 @@ def to_torch(Z: Any, dtype: Optional[torch.dtype] = None) -> Optional[torch.Tens
     if sparse.issparse(Z):
         Z = torch.from_numpy(Z.toarray())
     elif isinstance(Z, (np.ndarray, list)):
-        Z = torch.from_numpy(np.asarray(Z))
+        Z = torch.from_numpy(np.ascontiguousarray(Z))
     elif not isinstance(Z, torch.Tensor):
         raise ValueError(
             "Expected a np.ndarray, torch.Tensor, list or scipy.sparse matrix; "
@@ -189,11 +189,15 @@ def first_dim_size(batch: Any) -> int:
     ``leading_dim``), else its length, else 1."""
     if type(batch) in (tuple, list) and batch and type(batch[0]) is torch.Tensor:
         shape = batch[0].shape
-        return shape[0] if shape else 1
+        if shape:
+            return shape[0]
     rows = leading_dim(batch)
     if rows is not None:
         return rows
-    return len(batch) if hasattr(batch, "__len__") else 1
+    try:
+        return len(batch)
+    except TypeError:
+        return 1
 
 
 def n_examples(batches: Any) -> Optional[int]:
@@ -204,7 +208,10 @@ def n_examples(batches: Any) -> Optional[int]:
             return len(batches) * batches.batch_size
         return batches.n
     dataset = getattr(batches, "dataset", None)
-    return _length_or_none(dataset) if dataset is not None else None
+    n = _length_or_none(dataset) if dataset is not None else None
+    if n is not None and getattr(batches, "drop_last", False) and batches.batch_size:
+        return (n // batches.batch_size) * batches.batch_size
+    return n
 
 
 # ----------------------------------------------------------------- loaders

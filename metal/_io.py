@@ -57,7 +57,8 @@ def atomic_write(
     suffix = os.path.splitext(destination)[1] or ".tmp"
     fd, tmp_path = tempfile.mkstemp(dir=folder, prefix=".tmp_", suffix=suffix)
     try:
-        with os.fdopen(fd, "wb" if binary else "w") as f:
+        mode = {"mode": "wb"} if binary else {"mode": "w", "encoding": "utf-8"}
+        with os.fdopen(fd, **mode) as f:
             write(f)
         os.replace(tmp_path, destination)
     except BaseException:
@@ -105,8 +106,16 @@ def json_default(obj: Any) -> Any:
     if isinstance(obj, torch.Tensor):
         return obj.detach().cpu().tolist()
     if isinstance(obj, (set, frozenset)):
-        return sorted(obj, key=str)
+        return _sorted(obj)
     return str(obj)
+
+
+def _sorted(values: Any) -> list:
+    """The values in order: by value when they compare, else by their text."""
+    try:
+        return sorted(values)
+    except TypeError:
+        return sorted(values, key=str)
 
 
 # ------------------------------------------------------------------- reading
@@ -200,7 +209,7 @@ def to_plain(value: Any, callables: Optional[str] = None) -> Any:
     if isinstance(value, tuple):
         return tuple(to_plain(v, callables) for v in value)
     if isinstance(value, (set, frozenset)):
-        return sorted(to_plain(v, callables) for v in value)
+        return _sorted([to_plain(v, callables) for v in value])
     if callable(value):
         return str(value) if callables == "str" else None
     return str(value)
