@@ -21,6 +21,7 @@ import scipy.sparse as sparse
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from metal._checks import check_positive_int
 from metal.utils import _length_or_none
 
 __all__ = [
@@ -273,19 +274,9 @@ class TensorBatches:
                 "All tensors must have the same number of items; found "
                 f"{sorted(sizes)}."
             )
-        if isinstance(batch_size, bool) or not isinstance(
-            batch_size, (int, np.integer)
-        ):
-            raise ValueError(
-                f"batch_size must be a positive integer; found {batch_size!r}."
-            )
-        if batch_size < 1:
-            raise ValueError(
-                f"batch_size must be a positive integer; found {batch_size}."
-            )
+        self.batch_size = check_positive_int(batch_size, "batch_size")
         self.data = _as_csr(data)
         self.n = sizes.pop()
-        self.batch_size = int(batch_size)
         self.shuffle = shuffle
         self.drop_last = drop_last
 

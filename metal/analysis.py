@@ -19,8 +19,7 @@ import pandas as pd
 import scipy.sparse as sparse
 import torch
 
-from metal._checks import check_label_matrix, check_label_vector
-from metal.utils import arraylike_to_numpy
+from metal._checks import check_int_vector, check_label_matrix, check_label_vector
 
 # Accepted label-matrix inputs ([n, m]) and 1-D label inputs ([n]).
 LabelMatrixLike = Union[np.ndarray, sparse.spmatrix, sparse.sparray, torch.Tensor]
@@ -360,13 +359,7 @@ def single_lf_summary(Y_p: Labels, Y: Optional[Labels] = None) -> pd.DataFrame:
 # ---------------------------------------------------- predictions vs gold
 def _gold_and_pred(gold, pred) -> Tuple[np.ndarray, np.ndarray]:
     """Convert ``gold`` and ``pred`` to int64 ``[n]`` arrays of equal length."""
-    arrays = []
-    for name, labels in (("gold", gold), ("pred", pred)):
-        try:
-            arrays.append(arraylike_to_numpy(labels))
-        except ValueError as exc:
-            raise ValueError(f"{name}: {exc}") from None
-    gold, pred = arrays
+    gold, pred = check_int_vector(gold, "gold"), check_int_vector(pred, "pred")
     if gold.shape[0] != pred.shape[0]:
         raise ValueError(
             f"gold and pred must have the same length; found len(gold)="

@@ -24,8 +24,7 @@ import math
 import time
 from typing import Any, Dict, Optional, Union
 
-import numpy as np
-
+from metal._checks import check_choice, is_number
 from metal._io import plain_number
 
 # The hooks receive ``metal.engine.Engine`` and its ``TrainingResult``; this
@@ -95,16 +94,7 @@ def check_log_unit(unit: str) -> str:
     Raises:
         ValueError: for anything but the ``LOG_UNITS`` and their aliases.
     """
-    canonical = UNIT_ALIASES.get(unit, unit)
-    if canonical not in LOG_UNITS:
-        raise ValueError(f"log_unit must be one of {list(LOG_UNITS)}; found {unit!r}.")
-    return canonical
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(
-        value, bool
-    )
+    return check_choice(UNIT_ALIASES.get(unit, unit), LOG_UNITS, "log_unit")
 
 
 def valid_every_logs(log_every: Any, valid_every: Any) -> int:
@@ -115,13 +105,13 @@ def valid_every_logs(log_every: Any, valid_every: Any) -> int:
         ValueError: for a non-positive ``log_every``, or a ``valid_every`` that
             is neither falsy nor a positive multiple of ``log_every``.
     """
-    if not _is_number(log_every) or log_every <= 0:
+    if not is_number(log_every) or log_every <= 0:
         raise ValueError(
             f"log_train_every must be a positive number; found {log_every!r}."
         )
     if not valid_every:
         return 0
-    ratio = valid_every / log_every if _is_number(valid_every) else None
+    ratio = valid_every / log_every if is_number(valid_every) else None
     if ratio is None or ratio < 1 or not math.isclose(ratio, round(ratio)):
         raise ValueError(
             "log_valid_every must be a positive multiple of log_train_every "

@@ -44,7 +44,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from metal._checks import check_choice
+from metal._checks import check_choice, check_int
 from metal._data import first_dim_size
 from metal._io import plain_number
 from metal.callbacks import Callback, Progress, check_log_unit, valid_every_logs
@@ -122,12 +122,7 @@ class EngineConfig:
     verbose: bool = False
 
     def __post_init__(self) -> None:
-        if isinstance(self.n_epochs, bool) or not isinstance(
-            self.n_epochs, (int, np.integer)
-        ):
-            raise ValueError(f"n_epochs must be an integer; found {self.n_epochs!r}.")
-        if self.n_epochs < 0:
-            raise ValueError(f"n_epochs must be >= 0; found {self.n_epochs}.")
+        check_int(self.n_epochs, "n_epochs", minimum=0)
         check_choice(self.optimizer, OPTIMIZERS, "optimizer")
         check_choice(self.lr_scheduler, LR_SCHEDULERS, "lr scheduler")
         check_choice(self.lr_step_unit, LR_STEP_UNITS, "lr_step_unit")

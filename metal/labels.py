@@ -22,6 +22,8 @@ from typing import Union
 
 import numpy as np
 
+from metal._checks import check_float_array, is_int
+
 __all__ = [
     "LabelConvention",
     "ONE_BASED",
@@ -82,7 +84,7 @@ ZERO_BASED = LabelConvention("classes 0..k-1, -1 = abstain", 0, True, True)
 def _check_policy(policy) -> None:
     if policy in TIE_POLICIES:
         return
-    if isinstance(policy, (int, np.integer)) and not isinstance(policy, bool):
+    if is_int(policy):
         return
     raise ValueError(
         f"break_ties must be one of {list(TIE_POLICIES)} or an int label; found "
@@ -118,7 +120,9 @@ def break_ties(
         ValueError: for an unknown policy or ``probs`` that is not 2-D.
     """
     _check_policy(policy)
-    probs = np.asarray(probs, dtype=np.float64)
+    probs = check_float_array(
+        probs, "probs", expected="a 2-D array of probabilities [n, k]", finite=False
+    )
     if probs.ndim != 2:
         raise ValueError(
             f"probs must be a 2-D array of probabilities [n, k]; found shape "

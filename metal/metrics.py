@@ -19,6 +19,7 @@ score is 0. Probabilistic predictions are ``[n, k]`` arrays whose column ``c``
 holds ``P(Y = c + first_class)``.
 """
 
+import math
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
@@ -26,8 +27,8 @@ import numpy as np
 import sklearn.metrics as skm
 import torch
 
+from metal._checks import check_float_array, check_int_vector, is_number
 from metal.labels import ONE_BASED, LabelConvention
-from metal.utils import arraylike_to_numpy
 
 # Anything ``arraylike_to_numpy`` turns into a 1-D int array (list, ndarray,
 # tensor, single-row/column sparse matrix).
@@ -102,9 +103,7 @@ def _recall(gold, pred, probs, convention, pos_label=None) -> float:
 
 
 def _check_beta(beta) -> float:
-    if isinstance(beta, bool) or not isinstance(beta, (int, float, np.number)):
-        raise ValueError(f"beta must be a non-negative number; found {beta!r}.")
-    if not np.isfinite(beta) or beta < 0:
+    if not is_number(beta) or not math.isfinite(beta) or beta < 0:
         raise ValueError(f"beta must be a non-negative number; found {beta!r}.")
     return float(beta)
 
@@ -264,16 +263,6 @@ def get_metric(
 
 
 # ======================================================= MeTaL's scorers
-def _labels_to_numpy(labels, name: str) -> np.ndarray:
-    """Convert a 1-D array-like of integer labels, naming ``name`` on failure."""
-    if labels is None:
-        raise ValueError(f"{name} must be a 1-D array of integer labels; found None.")
-    try:
-        return arraylike_to_numpy(labels)
-    except ValueError as exc:
-        raise ValueError(f"{name}: {exc}") from None
-
-
 def _ignore_list(values: Optional[Sequence[int]], name: str) -> List[int]:
     """A copy of an ignore list (``None`` means empty); the caller's is untouched."""
     if values is None:
@@ -289,8 +278,8 @@ def _preprocess(
     """Convert ``gold`` and ``pred`` to int64 arrays ``[n]`` and drop the
     positions whose gold label is in ``ignore_in_gold`` or whose prediction is
     in ``ignore_in_pred``."""
-    gold = _labels_to_numpy(gold, "gold")
-    pred = _labels_to_numpy(pred, "pred")
+    gold = check_int_vector(gold, "gold")
+    pred = check_int_vector(pred, "pred")
     if gold.shape[0] != pred.shape[0]:
         raise ValueError(
             "gold and pred must have the same length; found "
@@ -399,18 +388,9 @@ def f1_score(gold: Labels, pred: Labels, **kwargs) -> float:
 
 def _probs_to_numpy(probs, n: int) -> np.ndarray:
     """Validate probabilistic predictions ``[n, k]`` and return them as float64."""
-    if probs is None:
-        raise ValueError("probs must be an [n, k] array of probabilities; found None.")
-    if isinstance(probs, torch.Tensor):
-        probs = probs.detach().cpu().numpy()
-    elif hasattr(probs, "toarray"):
-        probs = probs.toarray()
-    try:
-        probs = np.asarray(probs, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise ValueError(
-            f"probs must be an [n, k] numeric array; found {type(probs).__name__}."
-        ) from None
+    probs = check_float_array(
+        probs, "probs", expected="an [n, k] numeric array of probabilities"
+    )
     if probs.ndim != 2 or probs.shape[1] < 2:
         raise ValueError(
             f"probs must be an [n, k] array with k >= 2 columns; found shape "
@@ -421,8 +401,6 @@ def _probs_to_numpy(probs, n: int) -> np.ndarray:
             f"probs must have one row per gold label; found {probs.shape[0]} rows "
             f"for {n} gold labels."
         )
-    if not np.all(np.isfinite(probs)):
-        raise ValueError("probs must be finite; found NaN or infinite values.")
     return probs
 
 
@@ -449,7 +427,7 @@ def roc_auc_score(
             "roc_auc_score scores probabilities, so ignore_in_pred must be empty; "
             f"found {list(ignore_in_pred)}."
         )
-    gold = _labels_to_numpy(gold, "gold")
+    gold = check_int_vector(gold, "gold")
     probs = _probs_to_numpy(probs, gold.shape[0])
     if ignore_in_gold:
         keep = ~np.isin(gold, ignore_in_gold)

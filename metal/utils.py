@@ -19,6 +19,8 @@ import scipy.sparse as sparse
 import torch
 from torch.utils.data import Dataset
 
+from metal._checks import arraylike_to_numpy, check_choice, is_int
+
 __all__ = [
     "MetalDataset",
     "rargmax",
@@ -122,51 +124,6 @@ def pred_to_prob(Y_h: torch.Tensor, k: int) -> torch.Tensor:
     return Y_s
 
 
-def arraylike_to_numpy(array_like) -> np.ndarray:
-    """Convert a 1-D array-like of integer labels to an ``int64`` NumPy array.
-
-    Accepts lists, tuples, NumPy arrays, torch tensors (any device) and
-    scipy.sparse matrices. ``[n, 1]`` and ``[1, n]`` inputs are flattened.
-
-    Raises:
-        ValueError: if the input is not 1-D (strings and matrices included) or
-            holds non-integral / non-finite values.
-    """
-    if isinstance(array_like, np.ndarray):
-        arr = array_like
-    elif isinstance(array_like, torch.Tensor):
-        arr = array_like.detach().cpu().numpy()
-    elif sparse.issparse(array_like):
-        arr = array_like.toarray()
-    elif isinstance(array_like, (list, tuple)):
-        arr = np.array(array_like)
-    else:
-        arr = np.array(array_like)
-
-    if arr.ndim > 1 and 1 in arr.shape:
-        arr = arr.reshape(-1)
-    if arr.ndim != 1:
-        raise ValueError(
-            f"Expected a 1-D array of labels; found an input of shape {arr.shape} "
-            f"(type {type(array_like).__name__})."
-        )
-    if arr.dtype.kind in "iub":
-        return arr.astype(np.int64)
-    if arr.dtype.kind != "f":
-        raise ValueError(
-            f"Expected numeric integer labels; found dtype {arr.dtype} "
-            f"(type {type(array_like).__name__})."
-        )
-    if not np.all(np.isfinite(arr)):
-        raise ValueError("Expected integer labels; found NaN or infinite values.")
-    if np.any(arr != np.round(arr)):
-        bad = arr[arr != np.round(arr)][0]
-        raise ValueError(
-            f"Expected integer labels; found the non-integral value {bad}."
-        )
-    return arr.astype(np.int64)
-
-
 # Label conventions for binary tasks: (abstain, positive, negative)
 _CONVENTIONS = {
     "categorical": {"negative": 2},
@@ -188,10 +145,7 @@ def convert_labels(Y, source: str, target: str):
         source, target: convention names.
     """
     for name, value in (("source", source), ("target", target)):
-        if value not in _CONVENTIONS:
-            raise ValueError(
-                f"{name} must be one of {sorted(_CONVENTIONS)}; found {value!r}."
-            )
+        check_choice(value, sorted(_CONVENTIONS), name)
     if Y is None:
         return Y
     if isinstance(Y, np.ndarray):
@@ -333,11 +287,7 @@ def recursive_merge_dicts(x: dict, y: dict, misses: str = "report", verbose=None
     Values from ``y`` are inserted by reference. Overwriting a dict with a
     non-dict raises ``ValueError``; an empty dict replaces the existing dict.
     """
-    if misses not in ("insert", "exception", "report", "ignore"):
-        raise ValueError(
-            "misses must be one of 'insert', 'exception', 'report', 'ignore'; "
-            f"found {misses!r}."
-        )
+    check_choice(misses, ("insert", "exception", "report", "ignore"), "misses")
     if not isinstance(x, Mapping) or not isinstance(y, Mapping):
         raise ValueError(
             f"recursive_merge_dicts expects two dicts; found {type(x).__name__} "
@@ -442,9 +392,7 @@ def split_data(
     splits = list(splits)
     if not splits:
         raise ValueError("splits must be a non-empty list of ints or floats.")
-    if all(
-        isinstance(s, (int, np.integer)) and not isinstance(s, bool) for s in splits
-    ):
+    if all(is_int(s) for s in splits):
         if any(s < 0 for s in splits) or sum(splits) != n:
             raise ValueError(
                 f"Integer splits must be non-negative and sum to the number of items "
@@ -590,7 +538,7 @@ def _resolve_device(device) -> torch.device:
     """Normalise ``"cpu"``, ``"cuda"``, ``"cuda:N"``, an int or a torch.device."""
     if isinstance(device, torch.device):
         return device
-    if isinstance(device, (int, np.integer)) and not isinstance(device, bool):
+    if is_int(device):
         return torch.device("cpu") if device < 0 else torch.device(f"cuda:{device}")
     if isinstance(device, str):
         try:
@@ -604,11 +552,7 @@ def _resolve_device(device) -> torch.device:
 
 
 def _is_negative_int(device) -> bool:
-    return (
-        isinstance(device, (int, np.integer))
-        and not isinstance(device, bool)
-        and device < 0
-    )
+    return is_int(device) and device < 0
 
 
 def move_to_device(obj, device=-1):

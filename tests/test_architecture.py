@@ -64,9 +64,7 @@ def _import_graph():
         for node in ast.walk(tree):
             if not isinstance(node, (ast.Import, ast.ImportFrom)):
                 continue
-            targets = [
-                t for t in _imported(node, module, is_package) if t in modules
-            ]
+            targets = [t for t in _imported(node, module, is_package) if t in modules]
             for target in targets:
                 if target != module:
                     graph[module].add(target)

@@ -4,12 +4,26 @@ import numpy as np
 import scipy.sparse as sparse
 import torch
 
+import metal.utils
 from metal._checks import (
+    arraylike_to_numpy,
+    check_choice,
     check_class_balance,
+    check_feasible_rows,
+    check_float_array,
+    check_gold_labels,
     check_int,
+    check_int_vector,
     check_label_matrix,
     check_label_vector,
+    check_pairs,
+    check_positive_int,
+    check_task_list,
+    check_train_labels,
+    is_int,
+    is_number,
     iter_dense_chunks,
+    labels_to_tensor,
 )
 
 
@@ -141,6 +155,15 @@ class TestCheckLabelVector(unittest.TestCase):
         with self.assertRaisesRegex(ValueError, "Y_dev"):
             check_label_vector([5], name="Y_dev", k=2)
 
+    def test_message_names_the_item(self):
+        with self.assertRaisesRegex(
+            ValueError, r"^Y must have values in 1\.\.2; found the value 3 at item 2\.$"
+        ):
+            check_label_vector([1, 2, 3], k=2, allow_abstain=False)
+
+    def test_without_k_only_the_lower_bound_is_checked(self):
+        np.testing.assert_array_equal(check_label_vector([0, 7]), [0, 7])
+
 
 class TestCheckClassBalance(unittest.TestCase):
     def test_valid_inputs(self):
@@ -168,12 +191,37 @@ class TestCheckClassBalance(unittest.TestCase):
             check_class_balance([1.0], 2, name="balance")
 
 
+class TestIsInt(unittest.TestCase):
+    def test_accepts_python_and_numpy_integers(self):
+        for value in (0, -3, 2**70, np.int8(1), np.int64(5), np.uint16(7)):
+            with self.subTest(value=value):
+                self.assertTrue(is_int(value))
+
+    def test_rejects_booleans_floats_and_others(self):
+        for value in (True, False, np.bool_(True), 2.0, np.float32(1), "3", None, [1]):
+            with self.subTest(value=value):
+                self.assertFalse(is_int(value))
+
+
+class TestIsNumber(unittest.TestCase):
+    def test_accepts_reals(self):
+        for value in (0, 2.5, np.int64(3), np.float32(0.5), float("nan"), np.inf):
+            with self.subTest(value=value):
+                self.assertTrue(is_number(value))
+
+    def test_rejects_booleans_and_non_numbers(self):
+        for value in (True, np.bool_(False), "1", None, [1.0], 1j):
+            with self.subTest(value=value):
+                self.assertFalse(is_number(value))
+
+
 class TestCheckInt(unittest.TestCase):
     def test_valid(self):
         self.assertEqual(check_int(3, "n"), 3)
         value = check_int(np.int64(4), "n", minimum=4)
         self.assertEqual(value, 4)
         self.assertIs(type(value), int)
+        self.assertEqual(check_int(2, "n", minimum=0, maximum=2), 2)
 
     def test_bad_values_raise(self):
         for value in (True, 2.0, "3", None):
@@ -182,6 +230,325 @@ class TestCheckInt(unittest.TestCase):
                     check_int(value, "n")
         with self.assertRaisesRegex(ValueError, "n must be >= 1"):
             check_int(0, "n", minimum=1)
+
+    def test_messages_state_the_bounds_and_what_was_found(self):
+        cases = [
+            (dict(value=2.5, minimum=1), r"^n must be an integer >= 1; found 2\.5\.$"),
+            (dict(value=3, maximum=2), r"^n must be <= 2; found 3\.$"),
+            (
+                dict(value=-1, minimum=0, maximum=2),
+                r"^n must be in 0\.\.2; found -1\.$",
+            ),
+            (
+                dict(value="x", minimum=0, maximum=2),
+                r"^n must be an integer in 0\.\.2; found 'x'\.$",
+            ),
+        ]
+        for kwargs, message in cases:
+            with self.subTest(kwargs=kwargs):
+                with self.assertRaisesRegex(ValueError, message):
+                    check_int(name="n", **kwargs)
+
+    def test_allow_none(self):
+        self.assertIsNone(check_int(None, "size", minimum=0, allow_none=True))
+        with self.assertRaisesRegex(
+            ValueError, r"^size must be None or an integer >= 0; found 1\.5\.$"
+        ):
+            check_int(1.5, "size", minimum=0, allow_none=True)
+        with self.assertRaisesRegex(
+            ValueError, r"^size must be None or an integer >= 0; found -1\.$"
+        ):
+            check_int(-1, "size", minimum=0, allow_none=True)
+
+    def test_expected_replaces_the_description(self):
+        for value in (5, 1.0):
+            with self.subTest(value=value):
+                with self.assertRaisesRegex(
+                    ValueError, r"^t must be a task index in 0\.\.1; found"
+                ):
+                    check_int(value, "t", 0, 1, expected="a task index in 0..1")
+
+
+class TestCheckPositiveInt(unittest.TestCase):
+    def test_valid(self):
+        self.assertEqual(check_positive_int(np.int32(1), "bins"), 1)
+        self.assertIsNone(check_positive_int(None, "bins", allow_none=True))
+
+    def test_bad_values_raise(self):
+        for value in (0, -2, 1.0, True, "2", None):
+            with self.subTest(value=value):
+                with self.assertRaisesRegex(
+                    ValueError, "^bins must be a positive integer; found"
+                ):
+                    check_positive_int(value, "bins")
+
+
+class TestCheckChoice(unittest.TestCase):
+    def test_valid_choice_is_returned(self):
+        self.assertEqual(check_choice("min", ("min", "max"), "mode"), "min")
+        self.assertIsNone(check_choice(None, (None, "mean"), "reduce"))
+
+    def test_unknown_choice_raises(self):
+        for value in ("MIN", "", None, 3):
+            with self.subTest(value=value):
+                with self.assertRaises(ValueError) as ctx:
+                    check_choice(value, ("min", "max"), "mode")
+                message = str(ctx.exception)
+                self.assertIn("Unrecognized mode option", message)
+                self.assertIn(repr(value), message)
+                self.assertIn("['min', 'max']", message)
+
+    def test_mapping_choices_list_their_keys(self):
+        with self.assertRaisesRegex(ValueError, r"choose from \['a', 'b'\]"):
+            check_choice("c", {"a": 1, "b": 2}, "scheduler")
+
+
+class TestCheckFloatArray(unittest.TestCase):
+    def test_accepted_forms(self):
+        dense = [[0.5, 1.0], [2.0, 0.0]]
+        for value in (
+            dense,
+            np.array(dense, dtype=np.float32),
+            np.array([[1, 2], [3, 4]]),
+            torch.tensor(dense, requires_grad=True),
+            sparse.csr_matrix(dense),
+        ):
+            with self.subTest(type=type(value).__name__):
+                out = check_float_array(value, "x")
+                self.assertIsInstance(out, np.ndarray)
+                self.assertEqual(out.dtype, np.float64)
+                self.assertEqual(out.shape, (2, 2))
+        self.assertEqual(check_float_array(0.5, "x").shape, ())
+
+    def test_not_numeric_raises_naming_the_argument(self):
+        for value in (None, "abc", [[1.0], [1.0, 2.0]], {"a": 1}):
+            with self.subTest(value=value):
+                with self.assertRaisesRegex(ValueError, "^probs must be an array"):
+                    check_float_array(value, "probs", expected="an array")
+
+    def test_finite(self):
+        with self.assertRaisesRegex(ValueError, "^l2 must be finite; found NaN"):
+            check_float_array([1.0, np.nan], "l2")
+        with self.assertRaisesRegex(ValueError, "l2 must be finite"):
+            check_float_array(np.inf, "l2")
+        out = check_float_array([np.nan], "l2", finite=False)
+        self.assertTrue(np.isnan(out[0]))
+
+    def test_bounds(self):
+        cases = [
+            (
+                dict(minimum=0),
+                [1.0, -0.5],
+                r"^x must be non-negative; found the value -0\.5",
+            ),
+            (dict(minimum=1), [0.5], r"^x must be >= 1; found the value 0\.5"),
+            (dict(maximum=1), [2.0], r"^x must be <= 1; found the value 2\."),
+            (dict(minimum=0, maximum=1), [0.2, 1.5], r"^x must be in \[0, 1\]; found"),
+        ]
+        for kwargs, value, message in cases:
+            with self.subTest(kwargs=kwargs):
+                with self.assertRaisesRegex(ValueError, message):
+                    check_float_array(value, "x", **kwargs)
+        np.testing.assert_array_equal(
+            check_float_array([0.0, 1.0], "x", minimum=0, maximum=1), [0.0, 1.0]
+        )
+
+    def test_empty(self):
+        self.assertEqual(check_float_array([], "x").shape, (0,))
+        with self.assertRaisesRegex(ValueError, "^Y_probs must not be empty"):
+            check_float_array([], "Y_probs", allow_empty=False)
+
+    def test_shape(self):
+        self.assertEqual(
+            check_float_array(np.ones((4, 3)), "x", shape=(None, 3)).shape, (4, 3)
+        )
+        for value in (np.ones((4, 2)), np.ones(3), np.ones((1, 3, 1))):
+            with self.subTest(shape=value.shape):
+                with self.assertRaisesRegex(
+                    ValueError, r"^x must have shape \(\*, 3\); found shape"
+                ):
+                    check_float_array(value, "x", shape=(None, 3))
+        with self.assertRaisesRegex(ValueError, r"must have shape \(2,\)"):
+            check_float_array([1.0], "p", shape=(2,))
+
+
+class TestCheckPairs(unittest.TestCase):
+    def test_valid_pairs_become_int_tuples(self):
+        out = check_pairs([[0, 1], (np.int64(2), 0)], "deps", 3)
+        self.assertEqual(out, [(0, 1), (2, 0)])
+        self.assertTrue(all(type(i) is int for pair in out for i in pair))
+        self.assertEqual(check_pairs([], "deps", 3), [])
+        self.assertEqual(check_pairs(iter([(0, 1)]), "deps", 2), [(0, 1)])
+
+    def test_bad_pairs_raise_naming_the_argument(self):
+        cases = [
+            (5, r"^deps must be a sequence of \(i, j\) pairs of source indices"),
+            ([1, 2], r"^deps must be a sequence of \(i, j\) pairs"),
+            ([(0, 1, 2)], r"^deps must contain \(i, j\) pairs .* \(0, 1, 2\)"),
+            ([(0,)], r"^deps must contain \(i, j\) pairs"),
+            ([(0, 3)], r"^deps must name sources 0\.\.2 \(m=3\); found source 3"),
+            ([(-1, 0)], r"found source -1 in the pair \(-1, 0\)"),
+            ([(0, 1.0)], r"found source 1\.0"),
+            ([(True, 0)], r"found source True"),
+            ([(1, 1)], r"^deps must join two different sources; found the self-loop"),
+        ]
+        for pairs, message in cases:
+            with self.subTest(pairs=pairs):
+                with self.assertRaisesRegex(ValueError, message):
+                    check_pairs(pairs, "deps", 3, item="source", n_name="m")
+
+    def test_pair_wording(self):
+        with self.assertRaisesRegex(
+            ValueError, r"^edges must contain \(parent, child\) pairs of task indices"
+        ):
+            check_pairs([(0, 1, 1)], "edges", 2, item="task", pair="(parent, child)")
+
+
+class TestLabelVectorConversions(unittest.TestCase):
+    def test_arraylike_to_numpy_is_the_utils_function(self):
+        self.assertIs(metal.utils.arraylike_to_numpy, arraylike_to_numpy)
+        np.testing.assert_array_equal(arraylike_to_numpy(np.array([[1], [2]])), [1, 2])
+
+    def test_check_int_vector_accepts_any_sign(self):
+        out = check_int_vector(torch.tensor([-1, 0, 3]), "gold")
+        self.assertEqual(out.dtype, np.int64)
+        np.testing.assert_array_equal(out, [-1, 0, 3])
+
+    def test_check_int_vector_names_the_argument(self):
+        cases = [
+            (None, r"^pred must be a 1-D array of integer labels; found None"),
+            (np.ones((2, 2)), r"^pred: Expected a 1-D array"),
+            ([0.5], r"^pred: .*non-integral"),
+            (["a"], r"^pred: .*dtype"),
+        ]
+        for value, message in cases:
+            with self.subTest(value=value):
+                with self.assertRaisesRegex(ValueError, message):
+                    check_int_vector(value, "pred")
+        with self.assertRaisesRegex(ValueError, "^pred must have 3 labels; found 2"):
+            check_int_vector([1, 2], "pred", n=3)
+
+    def test_labels_to_tensor(self):
+        self.assertEqual(labels_to_tensor([1, 2], "Y").dtype, torch.int64)
+        self.assertEqual(
+            labels_to_tensor(np.ones(2, np.float32), "Y").dtype, torch.float32
+        )
+        dense = labels_to_tensor(sparse.csr_matrix([[1.0], [2.0]]), "Y")
+        self.assertEqual(tuple(dense.shape), (2, 1))
+        source = torch.ones(2, requires_grad=True)
+        self.assertFalse(labels_to_tensor(source, "Y").requires_grad)
+        with self.assertRaisesRegex(ValueError, r"^Y is missing \(found None\)"):
+            labels_to_tensor(None, "Y")
+        with self.assertRaisesRegex(ValueError, "^Y must be numeric labels"):
+            labels_to_tensor(["a", "b"], "Y")
+
+
+class TestCheckTrainLabels(unittest.TestCase):
+    def test_hard_labels_become_long_vectors(self):
+        for value in (
+            [1, 2, 2],
+            np.array([[1.0], [2.0], [2.0]]),
+            torch.tensor([1, 2, 2]),
+        ):
+            with self.subTest(type=type(value).__name__):
+                out = check_train_labels(value, 2, "train_data Y")
+                self.assertEqual(out.dtype, torch.long)
+                self.assertEqual(out.tolist(), [1, 2, 2])
+
+    def test_probabilities_keep_their_shape_in_the_given_dtype(self):
+        probs = np.array([[0.25, 0.75], [1.0, 0.0]])
+        out = check_train_labels(probs, 2, "Y", dtype=torch.float64)
+        self.assertEqual(out.dtype, torch.float64)
+        np.testing.assert_allclose(out.numpy(), probs)
+        self.assertEqual(check_train_labels(probs, 2, "Y").dtype, torch.float32)
+
+    def test_k_of_one_reads_a_column_as_probabilities(self):
+        out = check_train_labels(np.ones((3, 1)), 1, "Y")
+        self.assertEqual(tuple(out.shape), (3, 1))
+
+    def test_bad_labels_raise_naming_the_argument(self):
+        cases = [
+            (None, "^train_data Y is missing"),
+            (
+                [1, 0],
+                r"^train_data Y: hard labels must be in 1\.\.2 .*values in 0\.\.1",
+            ),
+            ([1, 3], r"hard labels must be in 1\.\.2"),
+            ([1.5, 1.0], "^train_data Y: hard labels must be integers"),
+            (np.ones((2, 3)) / 3, "^train_data Y: probabilistic labels must have k=2"),
+            (np.ones((2, 2, 2)), r"^train_data Y must be hard labels \[n\] or"),
+            (np.array([[0.5, np.nan]]), "finite and non-negative"),
+            (np.array([[1.5, -0.5]]), "finite and non-negative"),
+            (np.array([[0.5, 0.6]]), "row 0 sums to 1.1"),
+        ]
+        for value, message in cases:
+            with self.subTest(value=value):
+                with self.assertRaisesRegex(ValueError, message):
+                    check_train_labels(value, 2, "train_data Y")
+
+
+class TestCheckGoldLabels(unittest.TestCase):
+    def test_accepts_gold_vectors_and_probabilities(self):
+        self.assertEqual(check_gold_labels([0, 1, 2], 2, "Y").tolist(), [0, 1, 2])
+        out = check_gold_labels(np.array([[0.5, 0.5]]), 2, "Y")
+        self.assertEqual(tuple(out.shape), (1, 2))
+
+    def test_bad_gold_labels_raise_naming_the_argument(self):
+        cases = [
+            ([0, 3], r"^valid_data Y: gold labels must be in 0\.\.2 \(0 = no label\)"),
+            ([-1, 1], r"found values in -1\.\.1"),
+            (
+                np.ones((2, 3)),
+                r"^valid_data Y must be gold labels \[n\] or probabilities "
+                r"\[n, k=2\]; found shape \(2, 3\)",
+            ),
+            (None, "^valid_data Y is missing"),
+        ]
+        for value, message in cases:
+            with self.subTest(value=value):
+                with self.assertRaisesRegex(ValueError, message):
+                    check_gold_labels(value, 2, "valid_data Y")
+
+
+class TestCheckTaskList(unittest.TestCase):
+    def test_lists_and_tuples(self):
+        Y = (np.ones(2), np.ones(2))
+        out = check_task_list(Y, "Y", t=2)
+        self.assertIsInstance(out, list)
+        self.assertIs(out[1], Y[1])
+
+    def test_bad_task_lists_raise_naming_the_argument(self):
+        cases = [
+            (
+                np.ones(3),
+                None,
+                "^Y must be a list with one entry per task; found ndarray",
+            ),
+            ([np.ones(3)], 2, r"^Y must have one entry per task \(t=2\); found 1"),
+            ([], None, "^Y must have at least one task"),
+        ]
+        for value, t, message in cases:
+            with self.subTest(message=message):
+                with self.assertRaisesRegex(ValueError, message):
+                    check_task_list(value, "Y", t=t)
+
+
+class TestCheckFeasibleRows(unittest.TestCase):
+    feasible = np.array([[1, 1, 3], [1, 2, 3], [2, 3, 1], [2, 3, 2]])
+
+    def test_feasible_and_partial_rows_pass(self):
+        labels = np.array([[1, 2, 3], [2, 0, 1], [0, 0, 0]])
+        check_feasible_rows(labels, self.feasible, "Y", "the hierarchy")
+        check_feasible_rows(np.zeros((0, 3), int), self.feasible, "Y", "the hierarchy")
+
+    def test_infeasible_row_names_item_task_and_source(self):
+        labels = np.array([[1, 2, 3], [1, 1, 3], [2, 1, 1]])
+        with self.assertRaisesRegex(
+            ValueError,
+            r"^Y_dev: the label vector \[2, 1, 1\] of item 2 is not feasible under "
+            r"the hierarchy \(task 1 has label 1 where",
+        ):
+            check_feasible_rows(labels, self.feasible, "Y_dev", "the hierarchy")
 
 
 if __name__ == "__main__":

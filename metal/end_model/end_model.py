@@ -15,6 +15,12 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
+from metal._checks import (
+    check_choice,
+    check_gold_labels,
+    check_train_labels,
+    labels_to_tensor,
+)
 from metal._data import row_chunks, unpack_pair
 from metal.classifier import Classifier, _given_modules
 from metal.end_model.em_defaults import em_default_config
@@ -24,6 +30,7 @@ from metal.end_model.loss import (
     SoftCrossEntropyLoss,
     soft_cross_entropy,
 )
+from metal.logging import LogWriter
 from metal.training import TrainingMixin
 from metal.utils import (
     MetalDataset,
@@ -34,9 +41,6 @@ from metal.utils import (
 
 # Rows per forward pass in predict_proba (bounds activation memory).
 PREDICT_BATCH_SIZE = 4096
-
-# Tolerance on the row sums of probabilistic labels.
-ROW_SUM_TOLERANCE = 1e-4
 
 
 class EndModel(TrainingMixin, Classifier):
@@ -67,8 +71,8 @@ class EndModel(TrainingMixin, Classifier):
         input_module: Optional[nn.Module] = None,
         middle_modules: Optional[Sequence[nn.Module]] = None,
         head_module: Optional[nn.Module] = None,
-        **kwargs,
-    ):
+        **kwargs: Any,
+    ) -> None:
         layer_out_dims, config = self._merge_config(layer_out_dims, kwargs)
         if len(layer_out_dims) < 2 and not config["skip_head"]:
             raise ValueError(
@@ -109,7 +113,12 @@ class EndModel(TrainingMixin, Classifier):
             self._print()
 
     # -------------------------------------------------------------- building
-    def _build(self, input_module, middle_modules, head_module) -> None:
+    def _build(
+        self,
+        input_module: Optional[nn.Module],
+        middle_modules: Optional[Sequence[nn.Module]],
+        head_module: Optional[nn.Module],
+    ) -> None:
         dims = self.config["layer_out_dims"]
         input_layer = self._make_layer(
             input_module if input_module is not None else IdentityModule(),
@@ -153,11 +162,7 @@ class EndModel(TrainingMixin, Classifier):
         weights of ``loss_weights``."""
         tc = self.config["train_config"]
         reduction = tc["loss_fn_reduction"]
-        if reduction not in REDUCTIONS:
-            raise ValueError(
-                f"loss_fn_reduction must be one of {list(REDUCTIONS)}; found "
-                f"{reduction!r}."
-            )
+        check_choice(reduction, REDUCTIONS, "loss_fn_reduction")
         weights = self._class_weights(tc["loss_weights"])
         return SoftCrossEntropyLoss(weight=weights, reduction=reduction)
 
@@ -176,7 +181,12 @@ class EndModel(TrainingMixin, Classifier):
         return weights
 
     @staticmethod
-    def _make_layer(module, prefix: str, layer_config: dict, output_dim=None):
+    def _make_layer(
+        module: nn.Module,
+        prefix: str,
+        layer_config: Dict[str, Any],
+        output_dim: Optional[int] = None,
+    ) -> nn.Module:
         """``module`` followed by ReLU, BatchNorm1d and Dropout as configured
         (an ``IdentityModule`` is returned as is)."""
         if isinstance(module, IdentityModule):
@@ -196,11 +206,12 @@ class EndModel(TrainingMixin, Classifier):
         print()
 
     # ------------------------------------------------------------ prediction
-    def forward(self, x):
-        """Logits ``[n, k]`` for a batch of inputs."""
+    def forward(self, x: Any) -> torch.Tensor:
+        """Logits ``[n, k]`` for a batch of inputs (whatever the input module
+        accepts; a float tensor ``[n, d_in]`` for the default identity input)."""
         return self.network(x)
 
-    def predict_proba(self, X) -> np.ndarray:
+    def predict_proba(self, X: Any) -> np.ndarray:
         """Class probabilities ``[n, k]`` (column ``c`` is ``P(Y = c + 1)``).
 
         ``X`` may be a tensor, a NumPy array, a scipy.sparse matrix or a list
@@ -222,11 +233,11 @@ class EndModel(TrainingMixin, Classifier):
             return np.zeros((0, self.k), dtype=np.float32)
         return np.concatenate(chunks, axis=0)
 
-    def _as_model_input(self, X):
+    def _as_model_input(self, X: Any) -> Any:
         converted = self._as_model_tensor(X)
         return X if converted is None else converted
 
-    def _probs_of(self, X) -> np.ndarray:
+    def _probs_of(self, X: Any) -> np.ndarray:
         if sparse.issparse(X):
             X = torch.from_numpy(X.toarray()).to(self._float_dtype())
         if isinstance(X, torch.Tensor):
@@ -244,7 +255,13 @@ class EndModel(TrainingMixin, Classifier):
             )
 
     # -------------------------------------------------------------- training
-    def train_model(self, train_data, valid_data=None, log_writer=None, **kwargs):
+    def train_model(
+        self,
+        train_data: Any,
+        valid_data: Any = None,
+        log_writer: Optional[LogWriter] = None,
+        **kwargs: Any,
+    ) -> None:
         """Train on ``train_data``, validating on ``valid_data``.
 
         Args:
@@ -270,7 +287,7 @@ class EndModel(TrainingMixin, Classifier):
             train_data, loss_fn, valid_data=valid_data, log_writer=log_writer
         )
 
-    def _prepare_train_data(self, train_data):
+    def _prepare_train_data(self, train_data: Any) -> Any:
         """Check ``(X, Y)`` and convert ``Y`` to float ``[n, k]`` probabilities."""
         if isinstance(train_data, (Dataset, DataLoader)):
             return train_data
@@ -285,75 +302,29 @@ class EndModel(TrainingMixin, Classifier):
         return (X, Y)
 
     def _check_train_labels(
-        self, Y, k: Optional[int] = None, name: str = "train_data Y"
+        self, Y: Any, k: Optional[int] = None, name: str = "train_data Y"
     ) -> torch.Tensor:
         """Hard labels in 1..k or probabilistic labels [n, k] -> float [n, k]
         (``k`` defaults to the model's; ``name`` is used in error messages)."""
         k = self.k if k is None else k
-        Y = _labels_to_tensor(Y, name)
-        if Y.dim() == 1 or (Y.dim() == 2 and Y.shape[1] == 1 and k != 1):
-            Y = Y.reshape(-1)
-            if Y.is_floating_point() and bool((Y != Y.round()).any()):
-                raise ValueError(
-                    f"{name}: hard labels must be integers in 1..k; found "
-                    "fractional values (probabilistic labels must be [n, k])."
-                )
-            if Y.numel() and (int(Y.min()) < 1 or int(Y.max()) > k):
-                raise ValueError(
-                    f"{name}: hard labels must be in 1..{k} (0 means "
-                    f"abstain and cannot be a training label); found values in "
-                    f"{int(Y.min())}..{int(Y.max())}."
-                )
-            return pred_to_prob(Y.long(), k).to(self._float_dtype())
-        if Y.dim() != 2:
-            raise ValueError(
-                f"{name} must be hard labels [n] or probabilistic labels "
-                f"[n, k]; found shape {tuple(Y.shape)}."
-            )
-        if Y.shape[1] != k:
-            raise ValueError(
-                f"{name}: probabilistic labels must have k={k} columns; "
-                f"found {Y.shape[1]}."
-            )
-        Y = Y.to(self._float_dtype())
-        if Y.numel():
-            if not bool(torch.isfinite(Y).all()) or float(Y.min()) < 0:
-                raise ValueError(
-                    f"{name}: probabilistic labels must be finite and " "non-negative."
-                )
-            sums = Y.sum(dim=1)
-            bad = (sums - 1).abs() > ROW_SUM_TOLERANCE
-            if bool(bad.any()):
-                row = int(bad.nonzero()[0, 0])
-                raise ValueError(
-                    f"{name}: each row of probabilistic labels must sum to 1; "
-                    f"row {row} sums to {float(sums[row]):.6g}."
-                )
+        Y = check_train_labels(Y, k, name, dtype=self._float_dtype())
+        if Y.dim() == 1:
+            return pred_to_prob(Y, k).to(self._float_dtype())
         return Y
 
-    def _prepare_valid_data(self, valid_data):
+    def _prepare_valid_data(self, valid_data: Any) -> Any:
         """Check ``(X, Y)`` validation data (gold labels in ``0..k``)."""
         if valid_data is None or isinstance(valid_data, (Dataset, DataLoader)):
             return valid_data
         X, Y = unpack_pair(valid_data, "valid_data")
-        Y_t = _labels_to_tensor(Y, "valid_data Y")
+        Y_t = labels_to_tensor(Y, "valid_data Y")
         n_x = _length_or_none(X)
         if n_x is not None and n_x != Y_t.shape[0]:
             raise ValueError(
                 f"valid_data: X and Y must have the same number of items; found "
                 f"{n_x} and {Y_t.shape[0]}."
             )
-        if Y_t.dim() == 1 or (Y_t.dim() == 2 and Y_t.shape[1] == 1):
-            if Y_t.numel() and (int(Y_t.min()) < 0 or int(Y_t.max()) > self.k):
-                raise ValueError(
-                    f"valid_data Y: gold labels must be in 0..{self.k} (0 = no "
-                    f"label); found values in {int(Y_t.min())}..{int(Y_t.max())}."
-                )
-        elif Y_t.dim() != 2 or Y_t.shape[1] != self.k:
-            raise ValueError(
-                f"valid_data Y must be gold labels [n] or probabilities [n, "
-                f"k={self.k}]; found shape {tuple(Y_t.shape)}."
-            )
+        check_gold_labels(Y_t, self.k, "valid_data Y")
         return (X, Y)
 
     def _criterion(self) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
@@ -390,7 +361,7 @@ class EndModel(TrainingMixin, Classifier):
         return loss_fn
 
     @staticmethod
-    def _preprocess_Y(Y, k: int) -> torch.Tensor:
+    def _preprocess_Y(Y: Any, k: int) -> torch.Tensor:
         """Hard labels ``[n]``/``[n, 1]`` in 1..k -> one-hot float ``[n, k]``;
         probabilistic labels ``[n, k]`` are returned as floats."""
         if not isinstance(Y, torch.Tensor):
@@ -399,11 +370,11 @@ class EndModel(TrainingMixin, Classifier):
             return pred_to_prob(Y.reshape(-1).long(), k).float()
         return Y if Y.is_floating_point() else Y.float()
 
-    def _create_dataset(self, *data):
+    def _create_dataset(self, *data: Any) -> MetalDataset:
         return MetalDataset(*data)
 
     @staticmethod
-    def _reset_module(m):
+    def _reset_module(m: nn.Module) -> None:
         if hasattr(m, "reset_parameters"):
             m.reset_parameters()
 
@@ -414,7 +385,7 @@ class _LayerSequence(nn.Sequential):
     calling them (saving a module call per batch; hooks on an identity layer
     therefore do not run). Prints and saves exactly like ``nn.Sequential``."""
 
-    def forward(self, x):
+    def forward(self, x: Any) -> Any:
         for module in self._modules.values():
             if type(module) is not IdentityModule:
                 x = module(x)
@@ -424,7 +395,7 @@ class _LayerSequence(nn.Sequential):
         return "Sequential"
 
 
-def _check_layer_out_dims(layer_out_dims) -> List[int]:
+def _check_layer_out_dims(layer_out_dims: Sequence[int]) -> List[int]:
     try:
         dims = [int(d) for d in layer_out_dims]
     except (TypeError, ValueError):
@@ -465,16 +436,3 @@ _WIDTH_PRESERVING = (
     nn.Tanh,
     nn.Sigmoid,
 )
-
-
-def _labels_to_tensor(Y, name: str) -> torch.Tensor:
-    if Y is None:
-        raise ValueError(f"{name} is missing (found None).")
-    if isinstance(Y, torch.Tensor):
-        return Y.detach()
-    if sparse.issparse(Y):
-        Y = Y.toarray()
-    arr = np.asarray(Y)
-    if arr.dtype.kind not in "biuf":
-        raise ValueError(f"{name} must be numeric labels; found dtype {arr.dtype}.")
-    return torch.from_numpy(np.ascontiguousarray(arr))

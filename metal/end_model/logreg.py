@@ -1,5 +1,7 @@
 """Logistic (softmax) regression as an ``EndModel``."""
 
+from typing import Any
+
 from metal.end_model.end_model import EndModel
 
 
@@ -14,7 +16,7 @@ class LogisticRegression(EndModel):
             layer has none).
     """
 
-    def __init__(self, input_dim: int, output_dim: int = 2, **kwargs):
+    def __init__(self, input_dim: int, output_dim: int = 2, **kwargs: Any) -> None:
         user_kwargs = dict(kwargs)
         kwargs.update({"input_batchnorm": False, "input_dropout": 0.0})
         super().__init__([input_dim, output_dim], **kwargs)

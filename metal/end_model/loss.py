@@ -23,7 +23,9 @@ class SoftCrossEntropyLoss(nn.Module):
             the ``n`` examples, not divided by the weights) or ``"sum"``.
     """
 
-    def __init__(self, weight: Optional[Sequence[float]] = None, reduction="mean"):
+    def __init__(
+        self, weight: Optional[Sequence[float]] = None, reduction: str = "mean"
+    ) -> None:
         super().__init__()
         if weight is not None:
             weight = torch.as_tensor(weight, dtype=torch.float32)

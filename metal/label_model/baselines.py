@@ -4,21 +4,29 @@ They share the LabelModel interface (``train_model``, ``predict_proba``,
 ``predict``, ``score``) but ignore the sources' accuracies and dependencies.
 """
 
+from typing import Any
+
 import numpy as np
 import torch
 
-from metal._checks import check_class_balance, check_label_matrix, iter_dense_chunks
+from metal._checks import (
+    FloatArrayLike,
+    LabelMatrixLike,
+    check_class_balance,
+    check_label_matrix,
+    iter_dense_chunks,
+)
 from metal.label_model.label_model import LabelModel
 
 
 class RandomVoter(LabelModel):
     """Predicts random probabilities (NumPy's global RNG), ignoring the votes."""
 
-    def train_model(self, *args, **kwargs) -> None:
+    def train_model(self, *args: Any, **kwargs: Any) -> None:
         """Nothing to learn."""
         self.is_trained = True
 
-    def predict_proba(self, L) -> np.ndarray:
+    def predict_proba(self, L: LabelMatrixLike) -> np.ndarray:
         """Random rows of ``[n, k]`` probabilities (only ``L``'s length is used)."""
         n = _n_rows(L)
         Y_p = np.random.rand(n, self.k)
@@ -35,12 +43,12 @@ class RandomVoter(LabelModel):
 class MajorityClassVoter(RandomVoter):
     """Predicts the majority class of a given class balance for every item."""
 
-    def train_model(self, balance, *args, **kwargs) -> None:
+    def train_model(self, balance: FloatArrayLike, *args: Any, **kwargs: Any) -> None:
         """Store ``balance``: ``P(Y = y)``, length k, summing to 1."""
         self.balance = check_class_balance(balance, self.k, name="balance")
         self.is_trained = True
 
-    def predict_proba(self, L) -> np.ndarray:
+    def predict_proba(self, L: LabelMatrixLike) -> np.ndarray:
         """``[n, k]`` rows one-hot on the majority class (uniform over ties)."""
         if getattr(self, "balance", None) is None:
             raise ValueError(
@@ -71,7 +79,7 @@ class MajorityLabelVoter(RandomVoter):
     the tied classes; an item on which every source abstains gets ``1/k``.
     """
 
-    def predict_proba(self, L) -> np.ndarray:
+    def predict_proba(self, L: LabelMatrixLike) -> np.ndarray:
         """``[n, k]`` float64 vote shares of the top classes (see class doc)."""
         L = check_label_matrix(L, name="L", k=self.k)
         out = []
@@ -86,7 +94,7 @@ class MajorityLabelVoter(RandomVoter):
         return torch.cat(out).numpy()
 
 
-def _n_rows(L) -> int:
+def _n_rows(L: Any) -> int:
     if L is None:
         raise ValueError("L must be a label matrix [n, m]; found None.")
     shape = getattr(L, "shape", None)

@@ -9,14 +9,19 @@ probability tables.
 """
 
 import warnings
-from typing import Optional
+from typing import Optional, Union
 
 import numpy as np
 import scipy.optimize as optimize
 import torch
 import torch.nn as nn
 
-from metal._checks import check_int, check_label_matrix, iter_dense_chunks
+from metal._checks import (
+    LabelMatrixLike,
+    check_int,
+    check_label_matrix,
+    iter_dense_chunks,
+)
 
 # Rows per chunk for the third-order overlap tensor (its chunk is [rows, D^2]).
 _TENSOR_CHUNK_ROWS = 2048
@@ -37,7 +42,9 @@ class ClassBalanceModel(nn.Module):
     the true class y).
     """
 
-    def __init__(self, k: int, abstains: bool = True, config: Optional[dict] = None):
+    def __init__(
+        self, k: int, abstains: bool = True, config: Optional[dict] = None
+    ) -> None:
         super().__init__()
         self.config = config
         self.k = check_int(k, "k", minimum=2)
@@ -47,7 +54,7 @@ class ClassBalanceModel(nn.Module):
         self.cond_probs = None
         self.class_balance = None
 
-    def _get_overlaps_tensor(self, L) -> torch.Tensor:
+    def _get_overlaps_tensor(self, L: LabelMatrixLike) -> torch.Tensor:
         """``O[i, j, l, a, b, c]``: the fraction of items on which sources i, j, l
         emit ``k_0+a``, ``k_0+b``, ``k_0+c``; float32 ``(m, m, m, k_lf, k_lf, k_lf)``.
         Without abstains, 0 votes are dropped."""
@@ -74,14 +81,14 @@ class ClassBalanceModel(nn.Module):
         return distinct[:, :, :, None, None, None].expand(shape).contiguous()
 
     @staticmethod
-    def get_loss(O: torch.Tensor, Q: torch.Tensor, mask: torch.Tensor):
+    def get_loss(O: torch.Tensor, Q: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """``||(O - T)[mask]||^2`` with ``T = sum_y Q_y (x) Q_y (x) Q_y``."""
         T = torch.einsum("iay,jby,lcy->ijlabc", Q, Q, Q)
         return torch.sum((O - T)[mask] ** 2)
 
     def train_model(
         self,
-        L=None,
+        L: Optional[LabelMatrixLike] = None,
         O: Optional[torch.Tensor] = None,
         lr: float = 1,
         max_iter: int = 1000,
@@ -124,7 +131,9 @@ class ClassBalanceModel(nn.Module):
         optimizer.step(closure)
         self._recover_estimates(self.Q.detach().cpu().numpy())
 
-    def _check_overlaps_tensor(self, O) -> torch.Tensor:
+    def _check_overlaps_tensor(
+        self, O: Union[torch.Tensor, np.ndarray]
+    ) -> torch.Tensor:
         O = torch.as_tensor(O)
         m = O.shape[0] if O.dim() else 0
         expected = (m, m, m, self.k_lf, self.k_lf, self.k_lf)

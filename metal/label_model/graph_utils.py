@@ -50,6 +50,6 @@ def get_clique_tree(nodes: Iterable[int], edges: Sequence[Tuple[int, int]]) -> n
     return tree
 
 
-def _has_edge(edges, e) -> bool:
+def _has_edge(edges: Iterable[Tuple[int, int]], e: Tuple[int, int]) -> bool:
     u, v = e
     return any((a, b) in ((u, v), (v, u)) for a, b in edges)

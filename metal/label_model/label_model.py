@@ -30,7 +30,7 @@ stored once, as a registered float64 buffer; the NumPy code reads views of it.
 
 import contextlib
 import warnings
-from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 import scipy.optimize as optimize
@@ -38,18 +38,31 @@ import torch
 import torch.nn as nn
 
 from metal._checks import (
+    FloatArrayLike,
+    LabelMatrixLike,
+    LabelVectorLike,
+    check_choice,
     check_class_balance,
+    check_float_array,
     check_int,
     check_label_matrix,
     check_label_vector,
+    check_pairs,
     iter_dense_chunks,
 )
 from metal.classifier import Classifier
 from metal.engine import build_optimizer
 from metal.label_model.graph_utils import get_clique_tree
 from metal.label_model.lm_defaults import lm_default_config
+from metal.logging import LogWriter
 from metal.run import OPTIMIZER_SUBCONFIGS, optimizer_settings
 from metal.utils import recursive_merge_dicts
+
+# ``objective(x) -> (loss, gradient)`` of a flat float64 iterate ``x``.
+Objective = Callable[[np.ndarray], Tuple[float, np.ndarray]]
+
+# ``(log_mu, log_mu_vm, log_p)`` of ``LabelModel._log_weights``.
+LogWeights = Tuple[torch.Tensor, torch.Tensor, torch.Tensor]
 
 # Bounds applied to the learned probabilities when they are used as weights.
 PROB_CLIP = (0.01, 0.99)
@@ -121,7 +134,7 @@ class LabelModel(Classifier):
     implements_l2 = True
     _config_defaults = lm_default_config
 
-    def __init__(self, k: int = 2, **kwargs):
+    def __init__(self, k: int = 2, **kwargs: Any) -> None:
         k = check_int(k, "k", minimum=2)
         config = recursive_merge_dicts(
             self._config_defaults, kwargs, misses="exception", verbose=False
@@ -132,50 +145,32 @@ class LabelModel(Classifier):
         self._log_writer = None
 
     # ============================================================ validation
-    def _check_L(self, L):
-        """Validate ``L [n, m]`` (values in 0..k); return its compact form."""
+    def _check_L(self, L: LabelMatrixLike) -> Any:
+        """Validate ``L [n, m]`` (values in 0..k); return its compact form (a
+        ``LabelMatrix``; subclasses return their own validated form, which the
+        hooks taking ``L`` below receive)."""
         return check_label_matrix(L, name="L", k=self.k)
 
-    def _set_constants(self, L) -> None:
+    def _set_constants(self, L: Any) -> None:
         self.n, self.m = L.shape
         self.t = 1
 
-    def _set_dependencies(self, deps) -> None:
+    def _set_dependencies(self, deps: Optional[Sequence[Tuple[int, int]]]) -> None:
         self.deps = self._check_deps(deps)
         self.c_tree = get_clique_tree(range(self.m), self.deps)
 
-    def _check_deps(self, deps) -> List[Tuple[int, int]]:
+    def _check_deps(
+        self, deps: Optional[Sequence[Tuple[int, int]]]
+    ) -> List[Tuple[int, int]]:
         if deps is None:
             return []
-        try:
-            pairs = [tuple(edge) for edge in deps]
-        except TypeError:
-            raise ValueError(
-                f"deps must be a list of (i, j) source pairs; found {deps!r}."
-            ) from None
-        checked = []
-        for edge in pairs:
-            if len(edge) != 2:
-                raise ValueError(
-                    f"deps must contain (i, j) pairs of source indices; found {edge!r}."
-                )
-            i, j = edge
-            for s in (i, j):
-                if (
-                    isinstance(s, bool)
-                    or not isinstance(s, (int, np.integer))
-                    or not 0 <= s < self.m
-                ):
-                    raise ValueError(
-                        f"deps names source {s!r} in {edge!r}, but the sources are "
-                        f"0..{self.m - 1} (m={self.m})."
-                    )
-            if i == j:
-                raise ValueError(f"deps contains the self-loop {edge!r}.")
-            checked.append((int(i), int(j)))
-        return checked
+        return check_pairs(deps, "deps", self.m, item="source", n_name="m")
 
-    def _set_class_balance(self, class_balance, Y_dev) -> None:
+    def _set_class_balance(
+        self,
+        class_balance: Optional[FloatArrayLike],
+        Y_dev: Optional[LabelVectorLike],
+    ) -> None:
         """Class balance from ``class_balance``, else ``Y_dev``, else uniform."""
         if class_balance is not None:
             p = check_class_balance(class_balance, self.k)
@@ -201,12 +196,12 @@ class LabelModel(Classifier):
         return self._stat("P").diagonal()
 
     @p.setter
-    def p(self, value) -> None:
+    def p(self, value: FloatArrayLike) -> None:
         values = torch.tensor(np.asarray(value, dtype=np.float64))
         self._set_tensor("P", torch.diag(values))
 
     # ================================================== augmented label matrix
-    def _create_L_ind(self, L) -> np.ndarray:
+    def _create_L_ind(self, L: Any) -> np.ndarray:
         """One-hot of the non-abstain votes: float array ``[n, m*k]`` with column
         ``i*k + y-1`` on iff ``L[r, i] == y``."""
         L = check_label_matrix(L, name="L", k=self.k, allow_empty=True)
@@ -219,7 +214,10 @@ class LabelModel(Classifier):
         return torch.cat(chunks).numpy()
 
     def _unary_chunk(
-        self, Lc: torch.Tensor, source_major: bool = False, buffer=None
+        self,
+        Lc: torch.Tensor,
+        source_major: bool = False,
+        buffer: Optional[torch.Tensor] = None,
     ) -> torch.Tensor:
         """One-hot float32 ``[c, m*k]`` of a dense chunk ``Lc [c, m]``.
 
@@ -308,7 +306,9 @@ class LabelModel(Classifier):
                 "max_cliques": set(block["max_cliques"]),
             }
 
-    def _higher_order_chunk(self, Lc: torch.Tensor, blocks: Sequence[dict]):
+    def _higher_order_chunk(
+        self, Lc: torch.Tensor, blocks: Sequence[dict]
+    ) -> torch.Tensor:
         """Pattern one-hots ``[c, sum of block widths]`` of a dense chunk: the
         column of a block's vote pattern (first member most significant) is on
         iff every member voted (no abstain)."""
@@ -323,7 +323,9 @@ class LabelModel(Classifier):
             offset += block["end"] - block["start"]
         return X
 
-    def _pattern_codes(self, Lc: torch.Tensor, members: Sequence[int]):
+    def _pattern_codes(
+        self, Lc: torch.Tensor, members: Sequence[int]
+    ) -> Tuple[torch.Tensor, torch.Tensor]:
         """Index of each row's joint vote pattern over ``members`` and whether all
         members voted."""
         votes = Lc[:, list(members)].long()
@@ -334,7 +336,9 @@ class LabelModel(Classifier):
         code = ((votes - 1).clamp(min=0) * weights).sum(dim=1)
         return code, voted
 
-    def _get_augmented_label_matrix(self, L, higher_order: bool = False):
+    def _get_augmented_label_matrix(
+        self, L: Any, higher_order: bool = False
+    ) -> np.ndarray:
         """The indicator matrix ``[n, d]`` of ``L``: the unary one-hot
         (``higher_order=False``), or with one block of ``k**|C|`` pattern columns
         per clique and separator of >= 2 sources appended, in clique-tree node
@@ -375,11 +379,11 @@ class LabelModel(Classifier):
     def _uses_custom_indicators(self) -> bool:
         return type(self)._create_L_ind is not LabelModel._create_L_ind
 
-    def _iter_L_chunks(self, L):
+    def _iter_L_chunks(self, L: Any) -> Iterator[Any]:
         """Consecutive dense row blocks of the (validated) label matrix."""
         return iter_dense_chunks(L, _CHUNK_ROWS)
 
-    def _overlap_matrix(self, L) -> np.ndarray:
+    def _overlap_matrix(self, L: Any) -> np.ndarray:
         """``O = L_ind^T L_ind / n`` (float64 ``[m*k, m*k]``, source-major
         columns), accumulated chunk by chunk without materialising the one-hot
         of all of L."""
@@ -410,7 +414,7 @@ class LabelModel(Classifier):
         i, v = np.divmod(np.arange(d_unary), self.k)
         return v * self.m + i
 
-    def _generate_O(self, L) -> None:
+    def _generate_O(self, L: Any) -> None:
         """Compute the unary overlap matrix ``self.O`` (float64 ``[d, d]``)."""
         self._set_O(self._overlap_matrix(L))
 
@@ -420,7 +424,7 @@ class LabelModel(Classifier):
         self.d = O.shape[0]
         self._set_tensor("O", torch.tensor(O, dtype=torch.float64))
 
-    def _generate_O_inv(self, L) -> None:
+    def _generate_O_inv(self, L: Any) -> None:
         """Compute ``self.O`` and ``self.O_inv``."""
         self._generate_O(L)
         self._set_O_inv()
@@ -482,10 +486,13 @@ class LabelModel(Classifier):
 
     # ======================================================== initialisation
     def _prec_init_vector(self) -> np.ndarray:
-        prec_init = self.config["train_config"]["prec_init"]
-        if isinstance(prec_init, torch.Tensor):
-            prec_init = prec_init.detach().cpu().numpy()
-        values = np.asarray(prec_init, dtype=np.float64)
+        values = check_float_array(
+            self.config["train_config"]["prec_init"],
+            "prec_init",
+            expected=f"a number or an array of shape ({self.m},)",
+            minimum=0,
+            maximum=1,
+        )
         if values.ndim == 0:
             values = np.full(self.m, float(values))
         if values.shape != (self.m,):
@@ -493,24 +500,11 @@ class LabelModel(Classifier):
                 f"prec_init must be a number or have shape ({self.m},) (one value "
                 f"per source); found shape {values.shape}."
             )
-        if not np.all((values >= 0) & (values <= 1)):
-            raise ValueError(
-                f"prec_init must hold probabilities in [0, 1]; found {values.tolist()}."
-            )
         return values
 
-    def _l2_rows(self, l2) -> np.ndarray:
+    def _l2_rows(self, l2: FloatArrayLike) -> np.ndarray:
         """Per-row strengths (length m*k) of the l2 penalty on ``mu``."""
-        if isinstance(l2, torch.Tensor):
-            l2 = l2.detach().cpu().numpy()
-        try:
-            values = np.asarray(l2, dtype=np.float64)
-        except (TypeError, ValueError):
-            raise ValueError(
-                f"l2 must be a number or an array; found {l2!r}."
-            ) from None
-        if not np.all(np.isfinite(values)) or np.any(values < 0):
-            raise ValueError(f"l2 must be non-negative and finite; found {l2!r}.")
+        values = check_float_array(l2, "l2", expected="a number or an array", minimum=0)
         m, k = self.m, self.k
         if values.ndim == 0:
             return np.full(m * k, float(values))
@@ -561,7 +555,7 @@ class LabelModel(Classifier):
         self._build_mask()
         return mu_start
 
-    def _rng(self):
+    def _rng(self) -> np.random.RandomState:
         seed = self.config.get("seed")
         return (
             np.random.RandomState(seed) if seed is not None else np.random.mtrand._rand
@@ -570,12 +564,12 @@ class LabelModel(Classifier):
     # =============================================================== training
     def train_model(
         self,
-        L_train,
-        Y_dev=None,
-        deps=[],
-        class_balance=None,
-        log_writer=None,
-        **kwargs,
+        L_train: LabelMatrixLike,
+        Y_dev: Optional[LabelVectorLike] = None,
+        deps: Optional[Sequence[Tuple[int, int]]] = [],
+        class_balance: Optional[FloatArrayLike] = None,
+        log_writer: Optional[LogWriter] = None,
+        **kwargs: Any,
     ) -> None:
         """Fit the class-conditional accuracies ``mu`` of the sources.
 
@@ -609,7 +603,12 @@ class LabelModel(Classifier):
         finally:
             self._log_writer = None
 
-    def _fit(self, L, O: Optional[np.ndarray] = None, warm_start=None) -> None:
+    def _fit(
+        self,
+        L: Any,
+        O: Optional[np.ndarray] = None,
+        warm_start: Optional[Dict[str, Any]] = None,
+    ) -> None:
         """Fit ``mu`` once the constants, dependencies and class balance are set.
 
         Args:
@@ -723,7 +722,9 @@ class LabelModel(Classifier):
         Z[active] = self._minimize(objective, start, "Z")
         return Z
 
-    def _minimize(self, objective, start: np.ndarray, name: str) -> np.ndarray:
+    def _minimize(
+        self, objective: Objective, start: np.ndarray, name: str
+    ) -> np.ndarray:
         """Minimise ``objective(x) -> (f, grad)`` from ``start`` with the
         configured optimizer: ``n_epochs`` full-batch steps of sgd (momentum),
         adam, adamax or rmsprop as MeTaL takes them, or L-BFGS ("lbfgs") run to
@@ -739,14 +740,13 @@ class LabelModel(Classifier):
                 f"lr_scheduler must be None, found {tc['lr_scheduler']!r}."
             )
         opt_config = tc["optimizer_config"]
-        name_opt = opt_config["optimizer"]
+        name_opt = check_choice(
+            opt_config["optimizer"],
+            sorted(FIRST_ORDER_OPTIMIZERS) + ["lbfgs"],
+            "optimizer",
+        )
         if name_opt == "lbfgs":
             return self._minimize_lbfgs(objective, start, name, n_epochs)
-        if name_opt not in FIRST_ORDER_OPTIMIZERS:
-            raise ValueError(
-                f"optimizer must be one of {sorted(FIRST_ORDER_OPTIMIZERS)} or "
-                f"'lbfgs'; found {name_opt!r}."
-            )
         x = self._minimize_first_order(objective, start, name_opt, opt_config, n_epochs)
         if x is None:
             warnings.warn(
@@ -758,7 +758,7 @@ class LabelModel(Classifier):
 
     def _minimize_first_order(
         self,
-        objective: Callable[[np.ndarray], Tuple[float, np.ndarray]],
+        objective: Objective,
         start: np.ndarray,
         optimizer: str,
         opt_config: dict,
@@ -814,7 +814,9 @@ class LabelModel(Classifier):
                 f"{OPTIMIZER_SUBCONFIGS[name]!r}): {error}"
             ) from None
 
-    def _minimize_lbfgs(self, objective, start, name, max_iter):
+    def _minimize_lbfgs(
+        self, objective: Objective, start: np.ndarray, name: str, max_iter: int
+    ) -> np.ndarray:
         state = {"iteration": 0}
 
         def callback(xk):
@@ -894,7 +896,7 @@ class LabelModel(Classifier):
     # =================================================== losses (torch form)
     # Computed in the statistics' dtype (float64); the float32 ``mu`` and ``Z``
     # are cast differentiably, so ``backward()`` still reaches them.
-    def loss_l2(self, l2=0) -> torch.Tensor:
+    def loss_l2(self, l2: FloatArrayLike = 0) -> torch.Tensor:
         """``||D (mu - mu_init)||_F^2`` with ``D = l2 * I`` (a number) or
         ``diag(l2)`` (per source or per row of mu)."""
         mu_init = self.mu_init
@@ -902,7 +904,7 @@ class LabelModel(Classifier):
         D = torch.from_numpy(self._l2_rows(l2)).to(mu.device, mu.dtype)
         return torch.sum((D[:, None] * (mu - mu_init)) ** 2)
 
-    def loss_mu(self, *args, l2=0) -> torch.Tensor:
+    def loss_mu(self, *args: Any, l2: FloatArrayLike = 0) -> torch.Tensor:
         """The no-dependency objective evaluated at the current ``mu``."""
         O, P = self.O, self.P
         mu = self.mu.to(O.dtype)
@@ -910,13 +912,13 @@ class LabelModel(Classifier):
         marginal = torch.sum(mu @ P, dim=1) - torch.diag(O)
         return torch.sum(diff**2) + torch.sum(marginal**2) + self.loss_l2(l2=l2)
 
-    def loss_inv_Z(self, *args) -> torch.Tensor:
+    def loss_inv_Z(self, *args: Any) -> torch.Tensor:
         """The first dependency-form objective evaluated at the current ``Z``."""
         O_inv = self.O_inv
         Z = self.Z.to(O_inv.dtype)
         return torch.sum(((O_inv + Z @ Z.T)[self.mask]) ** 2)
 
-    def loss_inv_mu(self, *args, l2=0) -> torch.Tensor:
+    def loss_inv_mu(self, *args: Any, l2: FloatArrayLike = 0) -> torch.Tensor:
         """The second dependency-form objective evaluated at the current ``mu``."""
         O, P = self.O, self.P
         mu = self.mu.to(O.dtype)
@@ -959,7 +961,7 @@ class LabelModel(Classifier):
             raise ValueError(f"source must be in 0..{m - 1}; found {source}.")
         return table[source * (k + 1) : (source + 1) * (k + 1)]
 
-    def predict_proba(self, L) -> np.ndarray:
+    def predict_proba(self, L: LabelMatrixLike) -> np.ndarray:
         """Posterior ``P(Y = y | votes)`` for each item: float64 ``[n, k]``.
 
         Without dependencies: ``P(y | lambda) ~ p_y * prod over voting sources
@@ -1000,15 +1002,15 @@ class LabelModel(Classifier):
                 start += rows
         return probs
 
-    def _n_sources(self, L) -> int:
+    def _n_sources(self, L: Any) -> int:
         """Number of sources of a validated label matrix (hook)."""
         return L.shape[1]
 
-    def _n_rows(self, L) -> int:
+    def _n_rows(self, L: Any) -> int:
         """Number of items of a validated label matrix (hook)."""
         return L.shape[0]
 
-    def _estimate_clique_tables(self, L, n_iter: int = 3) -> None:
+    def _estimate_clique_tables(self, L: Any, n_iter: int = 3) -> None:
         """Estimate ``mu_higher``: for every clique/separator block with >= 2
         sources, ``P(joint vote pattern | Y = y)`` over the patterns where all
         members voted, by posterior-weighted counting (EM steps with ``mu``
@@ -1036,7 +1038,7 @@ class LabelModel(Classifier):
             self._set_tensor("mu_higher", tables.float())
             use_tables = True
 
-    def _log_weights(self):
+    def _log_weights(self) -> LogWeights:
         """``(log_mu, log_mu_vm, log_p)``: the clipped log mu in source-major
         (``[m*k, k]``) and value-major layout and the log class balance, computed
         once per pass over L."""
@@ -1047,7 +1049,11 @@ class LabelModel(Classifier):
         return log_mu, log_mu_vm, log_p
 
     def _log_scores(
-        self, Lc: torch.Tensor, weights, use_tables: bool = True, buffer=None
+        self,
+        Lc: torch.Tensor,
+        weights: LogWeights,
+        use_tables: bool = True,
+        buffer: Optional[torch.Tensor] = None,
     ) -> torch.Tensor:
         """Unnormalised log posterior ``[c, k]`` of a dense chunk ``Lc``, from
         the ``weights`` of ``_log_weights``."""
@@ -1057,7 +1063,9 @@ class LabelModel(Classifier):
             scores += self._junction_tree_correction(Lc, log_mu)
         return scores + log_p
 
-    def _junction_tree_correction(self, Lc: torch.Tensor, log_mu: torch.Tensor):
+    def _junction_tree_correction(
+        self, Lc: torch.Tensor, log_mu: torch.Tensor
+    ) -> torch.Tensor:
         """Junction-tree terms of the log posterior ``[c, k]``.
 
         For rows where every member of a clique/separator voted, the product of

@@ -17,15 +17,18 @@ against them. Votes follow MeTaL's convention: 0 = abstain, 1..k = classes.
 """
 
 import warnings
-from typing import Sequence, Tuple
+from typing import Any, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from metal._checks import check_class_balance, check_int
+from metal._checks import FloatArrayLike, check_class_balance, check_int
 from metal.label_model.label_model import PROB_CLIP, LabelModel
+
+# Integer votes ``[batch, m]`` or ``[batch, v, m]`` (a tensor, array or nested lists).
+WeakLabels = Union[torch.Tensor, np.ndarray, Sequence[Any]]
 
 
 class WeakSupervisionLoss(nn.Module):
@@ -62,10 +65,10 @@ class WeakSupervisionLoss(nn.Module):
         k: int = 2,
         buffer_capacity: int = 100,
         update_frequency: int = 10,
-        class_balance=None,
+        class_balance: Optional[FloatArrayLike] = None,
         deps: Sequence[Tuple[int, int]] = (),
-        **label_model_config,
-    ):
+        **label_model_config: Any,
+    ) -> None:
         super().__init__()
         self.m = check_int(m, "m", minimum=1)
         self.k = check_int(k, "k", minimum=2)
@@ -160,7 +163,7 @@ class WeakSupervisionLoss(nn.Module):
         self.n_refits += 1
 
     # ------------------------------------------------------------- forward
-    def _check_votes(self, weak_labels) -> np.ndarray:
+    def _check_votes(self, weak_labels: WeakLabels) -> np.ndarray:
         if isinstance(weak_labels, torch.Tensor):
             votes = weak_labels.detach().cpu().numpy()
         else:
@@ -191,7 +194,9 @@ class WeakSupervisionLoss(nn.Module):
                 )
         return votes.astype(np.int16)
 
-    def _flat_logits(self, outputs: torch.Tensor, lead_shape) -> torch.Tensor:
+    def _flat_logits(
+        self, outputs: torch.Tensor, lead_shape: Tuple[int, ...]
+    ) -> torch.Tensor:
         """Logits ``[items, k]`` (or ``[items]`` single class-1 logits for k=2)."""
         if not isinstance(outputs, torch.Tensor):
             raise ValueError(
@@ -216,7 +221,7 @@ class WeakSupervisionLoss(nn.Module):
             + f"; found outputs of shape {tuple(outputs.shape)}."
         )
 
-    def forward(self, outputs: torch.Tensor, weak_labels) -> torch.Tensor:
+    def forward(self, outputs: torch.Tensor, weak_labels: WeakLabels) -> torch.Tensor:
         votes = self._check_votes(weak_labels)
         logits = self._flat_logits(outputs, votes.shape[:-1])
         flat_votes = votes.reshape(-1, self.m)

@@ -20,6 +20,7 @@ import shutil
 import warnings
 from typing import Any, Callable, Dict, Iterable, Mapping, Optional, Set, Union
 
+from metal._checks import check_choice
 from metal._io import (
     atomic_copy,
     atomic_torch_save,
@@ -71,11 +72,9 @@ class Checkpointer(Callback):
         self.checkpoint_dir = config["checkpoint_dir"] or "checkpoints"
         self.checkpoint_runway = config["checkpoint_runway"] or 0
         self.verbose = verbose
-        if self.checkpoint_metric_mode not in ("max", "min"):
-            raise ValueError(
-                "checkpoint_metric_mode must be 'max' or 'min'; found "
-                f"{self.checkpoint_metric_mode!r}."
-            )
+        check_choice(
+            self.checkpoint_metric_mode, ("max", "min"), "checkpoint_metric_mode"
+        )
         if self.checkpoint_every is not None and not self.checkpoint_every > 0:
             raise ValueError(
                 "checkpoint_every must be a positive number of log units or None; "
@@ -225,11 +224,9 @@ class Checkpointer(Callback):
 
     def is_best(self, score) -> bool:
         """Whether ``score`` beats the best so far (strictly, per the mode)."""
-        if self.checkpoint_metric_mode not in ("max", "min"):
-            raise ValueError(
-                "checkpoint_metric_mode must be 'max' or 'min'; found "
-                f"{self.checkpoint_metric_mode!r}."
-            )
+        check_choice(
+            self.checkpoint_metric_mode, ("max", "min"), "checkpoint_metric_mode"
+        )
         if not self.best_model_found:
             return True
         if self.checkpoint_metric_mode == "max":
@@ -421,11 +418,7 @@ class TaskMetricCheckpointer(Checkpointer):
                     f"'task/dataset/valid/accuracy:max'); found {spec!r}."
                 )
             metric, mode = spec.split(":")
-            if mode not in ("min", "max"):
-                raise ValueError(
-                    f"Unrecognized checkpoint metric mode {mode!r} in {spec!r}; use "
-                    "'min' or 'max'."
-                )
+            check_choice(mode, ("min", "max"), f"checkpoint metric mode (in {spec!r})")
             metric_map[metric] = mode
         return metric_map
 

@@ -10,7 +10,7 @@ does so).
 
 from typing import Any, Dict, Optional
 
-from metal.callbacks import _is_number
+from metal._checks import is_number
 from metal.logging.checkpointer import TaskMetricCheckpointer
 from metal.logging.config import (
     COUNTER_UNITS,
@@ -57,7 +57,7 @@ class LogManager(Logger):
         config = config_from_kwargs(LogManagerConfig, kwargs)
         check_counter_unit(config.counter_unit)
         freq = config.evaluation_freq
-        if not _is_number(freq) or freq <= 0:
+        if not is_number(freq) or freq <= 0:
             raise ValueError(
                 f"evaluation_freq must be a positive number; found {freq!r}."
             )

@@ -20,6 +20,7 @@ import pandas as pd
 import torch
 import torch.nn as nn
 
+from metal._checks import is_int
 from metal._data import hard_labels, leading_dim, to_numpy
 from metal._io import atomic_torch_save, read_state_dict
 from metal.labels import break_ties
@@ -169,12 +170,7 @@ class MultitaskClassifier(nn.Module):
 
     def _move_to_device(self) -> None:
         device = self._device_id
-        if (
-            isinstance(device, int)
-            and not isinstance(device, bool)
-            and device >= 0
-            and torch.cuda.is_available()
-        ):
+        if is_int(device) and device >= 0 and torch.cuda.is_available():
             self._device = torch.device(f"cuda:{device}")
             self.to(self._device)
         else:

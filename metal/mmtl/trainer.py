@@ -20,6 +20,7 @@ import logging
 import random
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
+from metal._checks import check_choice
 from metal._data import leading_dim
 from metal._io import atomic_torch_save, plain_number, safe_torch_load
 from metal.engine import build_optimizer
@@ -172,8 +173,7 @@ class Trainer:
     # ---------------------------------------------------------------- setup
     def _set_batch_scheduler(self):
         name = self.config.batch_scheduler
-        if name not in batch_schedulers:
-            raise ValueError(f"Unrecognized batch scheduler option '{name}'")
+        check_choice(name, batch_schedulers, "batch scheduler")
         return batch_schedulers[name]()
 
     # ---------------------------------------------------------- persistence

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from metal._checks import check_choice
 from metal.labels import ZERO_BASED, break_ties
 from metal.utils import move_to_device as _move_to_device
 from metal.utils import padded_tensor
@@ -127,11 +128,7 @@ def probs_to_preds(
         raise ValueError(
             f"probs must be an [n, k] array with k >= 2; found shape {probs.shape}."
         )
-    if tie_break_policy not in TIE_BREAK_POLICIES:
-        raise ValueError(
-            f"tie_break_policy {tie_break_policy!r} is not supported; choose from "
-            f"{list(TIE_BREAK_POLICIES)}."
-        )
+    check_choice(tie_break_policy, TIE_BREAK_POLICIES, "tie_break_policy")
     return break_ties(probs, _POLICIES[tie_break_policy], ZERO_BASED, tol)
 
 

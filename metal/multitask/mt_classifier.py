@@ -7,18 +7,23 @@ is ``P(Y_s = c + 1)``); ``predict`` a list of ``t`` int64 arrays ``[n]`` in
 is ignored by scoring.
 """
 
-from typing import List, Optional, Sequence
+from typing import Any, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
+import torch
 
+from metal._checks import LabelVectorLike, check_choice, check_int, check_task_list
 from metal._data import hard_labels
 from metal._io import find_class
 from metal.classifier import Classifier
 from metal.metrics import METRICS, metric_score
 from metal.multitask.task_graph import TaskGraph
-from metal.multitask.utils import MultiXYDataset, MultiYDataset, _check_task_list
+from metal.multitask.utils import MultiXYDataset, MultiYDataset
 
 __all__ = ["MTClassifier"]
+
+# One array per task (predictions, probabilities or gold labels).
+TaskArrays = List[np.ndarray]
 
 
 class MTClassifier(Classifier):
@@ -30,17 +35,23 @@ class MTClassifier(Classifier):
         config: the model's complete nested config dict.
     """
 
-    def __init__(self, K: Optional[Sequence[int]], config: dict):
+    def __init__(self, K: Optional[Sequence[int]], config: dict) -> None:
         Classifier.__init__(self, None, config)
         self.multitask = True
         self.K = K
 
     # -------------------------------------------------------------- prediction
-    def predict_proba(self, X, **kwargs) -> List[np.ndarray]:
+    def predict_proba(self, X: Any, **kwargs: Any) -> List[np.ndarray]:
         """A list of ``t`` arrays ``[n, K_s]`` of per-task class probabilities."""
         raise NotImplementedError
 
-    def predict(self, X, break_ties="random", return_probs=False, **kwargs):
+    def predict(
+        self,
+        X: Any,
+        break_ties: Union[str, int] = "random",
+        return_probs: bool = False,
+        **kwargs: Any,
+    ) -> Union[TaskArrays, Tuple[TaskArrays, TaskArrays]]:
         """Hard per-task labels from ``predict_proba``.
 
         Args:
@@ -62,12 +73,18 @@ class MTClassifier(Classifier):
         Y_p = [self._break_ties(Y_ts, break_ties).astype(np.int64) for Y_ts in Y_s]
         return (Y_p, Y_s) if return_probs else Y_p
 
-    def predict_task(self, X, t: int = 0, break_ties="random", **kwargs) -> np.ndarray:
+    def predict_task(
+        self,
+        X: Any,
+        t: int = 0,
+        break_ties: Union[str, int] = "random",
+        **kwargs: Any,
+    ) -> np.ndarray:
         """Hard labels ``[n]`` (int64, in ``1..K_t``) for task ``t``."""
         Y_tp = self.predict_task_proba(X, t=t, **kwargs)
         return self._break_ties(Y_tp, break_ties).astype(np.int64)
 
-    def predict_task_proba(self, X, t: int = 0, **kwargs) -> np.ndarray:
+    def predict_task_proba(self, X: Any, t: int = 0, **kwargs: Any) -> np.ndarray:
         """Probabilities ``[n, K_t]`` for task ``t``."""
         probs = self.predict_proba(X, **kwargs)
         return probs[self._check_task_index(t, len(probs), "t")]
@@ -75,15 +92,15 @@ class MTClassifier(Classifier):
     # ----------------------------------------------------------------- scoring
     def score(
         self,
-        data,
-        metric="accuracy",
+        data: Any,
+        metric: Union[str, Sequence[str]] = "accuracy",
         validation_task: Optional[int] = None,
         reduce: Optional[str] = "mean",
-        break_ties="random",
+        break_ties: Union[str, int] = "random",
         verbose: bool = True,
         print_confusion_matrix: bool = False,
-        **kwargs,
-    ):
+        **kwargs: Any,
+    ) -> Union[float, List[float]]:
         """Score per-task predictions on labelled data.
 
         Args:
@@ -114,8 +131,7 @@ class MTClassifier(Classifier):
             raise ValueError(
                 f"Unknown metric {metric!r}; choose from {sorted(METRICS)}."
             )
-        if reduce not in (None, "mean"):
-            raise ValueError(f"reduce must be 'mean' or None; found {reduce!r}.")
+        check_choice(reduce, (None, "mean"), "reduce")
         Y_p, Y, Y_s = self._get_predictions(
             data, break_ties=break_ties, return_probs=True, **kwargs
         )
@@ -139,7 +155,13 @@ class MTClassifier(Classifier):
         return mean
 
     def score_task(
-        self, X, Y, t: int = 0, metric: str = "accuracy", verbose: bool = True, **kwargs
+        self,
+        X: Any,
+        Y: Sequence[LabelVectorLike],
+        t: int = 0,
+        metric: str = "accuracy",
+        verbose: bool = True,
+        **kwargs: Any,
     ) -> float:
         """Score task ``t`` on inputs ``X`` against ``Y[t]``.
 
@@ -152,7 +174,7 @@ class MTClassifier(Classifier):
             **kwargs: ``break_ties`` (for the prediction) and keyword arguments
                 of the metric.
         """
-        Y = [self._gold_vector(Y_s) for Y_s in _check_task_list(Y, "Y")]
+        Y = [self._gold_vector(Y_s) for Y_s in check_task_list(Y, "Y")]
         t = self._check_task_index(t, len(Y), "t")
         break_ties = kwargs.pop("break_ties", "random")
         probs = self.predict_task_proba(X, t=t)
@@ -170,27 +192,27 @@ class MTClassifier(Classifier):
         return value
 
     @staticmethod
-    def _score_one(gold, pred, probs, metric: str) -> float:
+    def _score_one(
+        gold: np.ndarray, pred: np.ndarray, probs: Optional[np.ndarray], metric: str
+    ) -> float:
         return float(metric_score(gold, pred, metric, probs=probs, ignore_in_gold=[0]))
 
     @staticmethod
-    def _check_task_index(t, n_tasks: int, name: str) -> int:
-        if (
-            isinstance(t, bool)
-            or not isinstance(t, (int, np.integer))
-            or not 0 <= t < n_tasks
-        ):
-            raise ValueError(
-                f"{name} must be a task index in 0..{n_tasks - 1}; found {t!r}."
-            )
-        return int(t)
+    def _check_task_index(t: Any, n_tasks: int, name: str) -> int:
+        return check_int(
+            t,
+            name,
+            minimum=0,
+            maximum=n_tasks - 1,
+            expected=f"a task index in 0..{n_tasks - 1}",
+        )
 
-    def _gold_labels(self, Y) -> List[np.ndarray]:
+    def _gold_labels(self, Y: Sequence[LabelVectorLike]) -> List[np.ndarray]:
         """Per-task gold labels: a list of 1-D arrays (see ``_gold_vector``)."""
-        return [self._gold_vector(Y_s) for Y_s in _check_task_list(Y, "Y")]
+        return [self._gold_vector(Y_s) for Y_s in check_task_list(Y, "Y")]
 
     @staticmethod
-    def _check_gold_lengths(Y, Y_p) -> None:
+    def _check_gold_lengths(Y: Sequence[np.ndarray], Y_p: Sequence[np.ndarray]) -> None:
         if len(Y) != len(Y_p):
             raise ValueError(
                 f"Y must have one gold label vector per task (t={len(Y_p)}); found "
@@ -204,12 +226,12 @@ class MTClassifier(Classifier):
                 )
 
     @classmethod
-    def _gold_vector(cls, Y_s) -> np.ndarray:
+    def _gold_vector(cls, Y_s: LabelVectorLike) -> np.ndarray:
         """One task's gold labels as a 1-D array (soft rows become argmax + 1)."""
         return hard_labels(Classifier._to_numpy(Y_s)).reshape(-1)
 
     # -------------------------------------------------------------------- data
-    def _create_dataset(self, *data):
+    def _create_dataset(self, *data: Any) -> Union[MultiXYDataset, MultiYDataset]:
         """``MultiXYDataset`` when ``X`` is a list of per-task inputs, else
         ``MultiYDataset``."""
         X, Y = data
@@ -218,21 +240,23 @@ class MTClassifier(Classifier):
         return MultiYDataset(X, Y)
 
     @staticmethod
-    def _to_torch(Z, dtype=None):
+    def _to_torch(
+        Z: Any, dtype: Optional[torch.dtype] = None
+    ) -> Union[Optional[torch.Tensor], List[Optional[torch.Tensor]]]:
         """A tensor, or a list of tensors for a list (one per task)."""
         if isinstance(Z, list):
             return [Classifier._to_torch(z, dtype=dtype) for z in Z]
         return Classifier._to_torch(Z, dtype=dtype)
 
     @staticmethod
-    def _to_numpy(Z):
+    def _to_numpy(Z: Any) -> Union[Optional[np.ndarray], List[Optional[np.ndarray]]]:
         """A NumPy array, or a list of arrays for a list (one per task)."""
         if isinstance(Z, list):
             return [Classifier._to_numpy(z) for z in Z]
         return Classifier._to_numpy(Z)
 
     @staticmethod
-    def _stack_batches(X):
+    def _stack_batches(X: Sequence[Any]) -> Union[np.ndarray, List[np.ndarray]]:
         """Per-batch lists over tasks -> a list over tasks of stacked arrays."""
         if len(X) == 0:
             return []
@@ -245,7 +269,7 @@ class MTClassifier(Classifier):
 
     # ------------------------------------------------------------- persistence
     @classmethod
-    def _rebuild(cls, init_kwargs: dict, config: dict):
+    def _rebuild(cls, init_kwargs: dict, config: dict) -> "MTClassifier":
         kwargs = dict(init_kwargs)
         spec = kwargs.pop("task_graph_spec", None)
         if spec is not None:
@@ -269,7 +293,9 @@ def task_graph_from_spec(spec: dict) -> TaskGraph:
     return cls(spec["cardinalities"], [tuple(edge) for edge in spec["edges"]])
 
 
-def resolve_task_graph(K, task_graph) -> TaskGraph:
+def resolve_task_graph(
+    K: Optional[Sequence[int]], task_graph: Optional[TaskGraph]
+) -> TaskGraph:
     """``task_graph``, or ``TaskGraph(K)``; ``ValueError`` if neither is given or
     ``K`` disagrees with the graph's cardinalities."""
     if task_graph is None:

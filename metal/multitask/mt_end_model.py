@@ -14,7 +14,7 @@ task's head reads the output of the layer given by ``task_head_layers`` and, wit
 import copy
 import warnings
 from collections import defaultdict
-from typing import Dict, List, Optional, Sequence, Union
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Union
 
 import numpy as np
 import scipy.sparse as sparse
@@ -23,15 +23,11 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
+from metal._checks import check_gold_labels, check_int, check_task_list
 from metal._data import row_chunks, unpack_pair
 from metal.classifier import _given_modules
 from metal.end_model.em_defaults import em_default_config
-from metal.end_model.end_model import (
-    PREDICT_BATCH_SIZE,
-    EndModel,
-    _labels_to_tensor,
-    _output_width,
-)
+from metal.end_model.end_model import PREDICT_BATCH_SIZE, EndModel, _output_width
 from metal.end_model.identity_module import IdentityModule
 from metal.multitask.mt_classifier import (
     MTClassifier,
@@ -40,7 +36,7 @@ from metal.multitask.mt_classifier import (
 )
 from metal.multitask.mt_em_defaults import mt_em_default_config
 from metal.multitask.task_graph import TaskGraph
-from metal.multitask.utils import MultiXYDataset, MultiYDataset, _check_task_list
+from metal.multitask.utils import MultiXYDataset, MultiYDataset
 from metal.utils import _length_or_none, recursive_merge_dicts
 
 __all__ = ["MTEndModel"]
@@ -91,8 +87,8 @@ class MTEndModel(MTClassifier, EndModel):
         head_modules: ModuleOrList = None,
         K: Sequence[int] = [],
         task_graph: Optional[TaskGraph] = None,
-        **kwargs,
-    ):
+        **kwargs: Any,
+    ) -> None:
         layer_out_dims, config = self._merge_config(layer_out_dims, kwargs)
         task_graph = resolve_task_graph(K, task_graph)
         MTClassifier.__init__(self, K=task_graph.K, config=config)
@@ -113,7 +109,12 @@ class MTEndModel(MTClassifier, EndModel):
         )
 
     # -------------------------------------------------------------- building
-    def _build(self, input_modules, middle_modules, head_modules) -> None:
+    def _build(
+        self,
+        input_modules: ModuleOrList,
+        middle_modules: Optional[Sequence[nn.Module]],
+        head_modules: ModuleOrList,
+    ) -> None:
         dims = self.config["layer_out_dims"]
         n_middle = len(dims) - 1
         self._build_input_layer(input_modules, dims[0])
@@ -129,7 +130,7 @@ class MTEndModel(MTClassifier, EndModel):
         self.heads = nn.ModuleList(self._build_heads(head_modules, head_layers, dims))
         self.criteria = self._build_loss()
 
-    def _build_input_layer(self, input_modules, d_0: int) -> None:
+    def _build_input_layer(self, input_modules: ModuleOrList, d_0: int) -> None:
         layer_config = self.config["input_layer_config"]
         if input_modules is None:
             input_modules = IdentityModule()
@@ -156,7 +157,9 @@ class MTEndModel(MTClassifier, EndModel):
                 f"task); found {type(input_modules).__name__}."
             )
 
-    def _build_middle_layers(self, middle_modules, dims: List[int]) -> None:
+    def _build_middle_layers(
+        self, middle_modules: Optional[Sequence[nn.Module]], dims: List[int]
+    ) -> None:
         layer_config = self.config["middle_layer_config"]
         n_middle = len(dims) - 1
         if middle_modules is not None and len(middle_modules) < n_middle:
@@ -192,16 +195,13 @@ class MTEndModel(MTClassifier, EndModel):
                     f"(t={self.t}); found {len(layers)}: {spec}."
                 )
             for s, layer in enumerate(layers):
-                if (
-                    isinstance(layer, bool)
-                    or not isinstance(layer, (int, np.integer))
-                    or not 0 <= layer <= n_middle
-                ):
-                    raise ValueError(
-                        f"task_head_layers[{s}] (task {s}) must be a layer index in "
-                        f"0..{n_middle}; found {layer!r}."
-                    )
-            layers = [int(layer) for layer in layers]
+                layers[s] = check_int(
+                    layer,
+                    f"task_head_layers[{s}] (task {s})",
+                    minimum=0,
+                    maximum=n_middle,
+                    expected=f"a layer index in 0..{n_middle}",
+                )
         else:
             raise ValueError(
                 f"task_head_layers must be 'top' or a list of layer indices; found "
@@ -223,7 +223,9 @@ class MTEndModel(MTClassifier, EndModel):
                     )
         return layers
 
-    def _build_heads(self, head_modules, head_layers: List[int], dims: List[int]):
+    def _build_heads(
+        self, head_modules: ModuleOrList, head_layers: List[int], dims: List[int]
+    ) -> List[nn.Module]:
         if isinstance(head_modules, (list, tuple, nn.ModuleList)):
             if len(head_modules) != self.t:
                 raise ValueError(
@@ -259,7 +261,7 @@ class MTEndModel(MTClassifier, EndModel):
                 )
         return heads
 
-    def _class_weights(self, weights) -> None:
+    def _class_weights(self, weights: Any) -> None:
         """No class weights: they would differ per task."""
         if weights is not None:
             warnings.warn(
@@ -276,7 +278,7 @@ class MTEndModel(MTClassifier, EndModel):
         print()
 
     # ------------------------------------------------------------ prediction
-    def forward(self, x) -> List[torch.Tensor]:
+    def forward(self, x: Any) -> List[torch.Tensor]:
         """Logits for a batch: a list of ``t`` tensors ``[n, K_s]``.
 
         ``x`` is one input batch (shared input module) or a list of per-task
@@ -304,13 +306,15 @@ class MTEndModel(MTClassifier, EndModel):
                 outputs[s] = self._head_forward(s, x, outputs)
         return outputs
 
-    def _head_forward(self, s: int, x: torch.Tensor, outputs) -> torch.Tensor:
+    def _head_forward(
+        self, s: int, x: torch.Tensor, outputs: Sequence[Optional[torch.Tensor]]
+    ) -> torch.Tensor:
         parents = self._parents[s]
         if self._pass_predictions and parents:
             x = torch.cat([x] + [outputs[p] for p in parents], dim=1)
         return self.heads[s](x)
 
-    def predict_proba(self, X) -> List[np.ndarray]:
+    def predict_proba(self, X: Any) -> List[np.ndarray]:
         """Per-task class probabilities: a list of ``t`` arrays ``[n, K_s]``.
 
         ``X`` is one input (tensor, NumPy array, scipy.sparse, list) or, with
@@ -329,7 +333,7 @@ class MTEndModel(MTClassifier, EndModel):
             return [np.zeros((0, K_s), dtype=np.float32) for K_s in self.K]
         return [np.concatenate([c[s] for c in chunks]) for s in range(self.t)]
 
-    def _as_model_input(self, X):
+    def _as_model_input(self, X: Any) -> Any:
         if not self._per_task_inputs:
             return EndModel._as_model_input(self, X)
         if not isinstance(X, (list, tuple)) or len(X) != self.t:
@@ -340,7 +344,7 @@ class MTEndModel(MTClassifier, EndModel):
         parts = [self._as_model_tensor(x) for x in X]
         return [x if part is None else part for x, part in zip(X, parts)]
 
-    def _input_chunks(self, X):
+    def _input_chunks(self, X: Any) -> Iterator[Any]:
         if not isinstance(X, list):
             yield from row_chunks(X, PREDICT_BATCH_SIZE)
             return
@@ -351,7 +355,7 @@ class MTEndModel(MTClassifier, EndModel):
         else:
             yield X
 
-    def _probs_of(self, X) -> List[np.ndarray]:
+    def _probs_of(self, X: Any) -> List[np.ndarray]:
         device = self._device()
 
         def prepare(x):
@@ -369,12 +373,12 @@ class MTEndModel(MTClassifier, EndModel):
                 )
         return [F.softmax(logit, dim=1).cpu().numpy() for logit in logits]
 
-    def predict_task_proba(self, X, t: int = 0, **kwargs) -> np.ndarray:
+    def predict_task_proba(self, X: Any, t: int = 0, **kwargs: Any) -> np.ndarray:
         """Probabilities ``[n, K_t]`` for task ``t``."""
         return self.predict_proba(X)[self._check_task_index(t, self.t, "t")]
 
     # ---------------------------------------------------------------- data
-    def _create_dataset(self, *data):
+    def _create_dataset(self, *data: Any) -> Union[MultiXYDataset, MultiYDataset]:
         """``MultiXYDataset`` for per-task inputs, else ``MultiYDataset`` (one
         input object shared by the tasks, which may itself be a list of items)."""
         X, Y = data
@@ -383,7 +387,7 @@ class MTEndModel(MTClassifier, EndModel):
         return MultiYDataset(X, Y)
 
     # -------------------------------------------------------------- training
-    def _prepare_train_data(self, train_data):
+    def _prepare_train_data(self, train_data: Any) -> Any:
         """Check ``(X, [Y_0, ..., Y_{t-1}])`` and convert every task's labels to
         float ``[n, K_s]`` probabilities."""
         if isinstance(train_data, (Dataset, DataLoader)):
@@ -397,7 +401,7 @@ class MTEndModel(MTClassifier, EndModel):
         self._check_lengths(X, [Y_s.shape[0] for Y_s in Y], "train_data")
         return (X, Y)
 
-    def _prepare_valid_data(self, valid_data):
+    def _prepare_valid_data(self, valid_data: Any) -> Any:
         """Check ``(X, [Y_0, ..., Y_{t-1}])`` validation data (gold labels in
         ``0..K_s``, or probabilities ``[n, K_s]``)."""
         if valid_data is None or isinstance(valid_data, (Dataset, DataLoader)):
@@ -406,29 +410,19 @@ class MTEndModel(MTClassifier, EndModel):
         Y = self._check_task_labels(Y, "valid_data Y")
         lengths = []
         for s, (Y_s, K_s) in enumerate(zip(Y, self.K)):
-            name = f"valid_data Y[{s}] (task {s})"
-            Y_t = _labels_to_tensor(Y_s, name)
-            if Y_t.dim() == 1 or (Y_t.dim() == 2 and Y_t.shape[1] == 1):
-                if Y_t.numel() and (int(Y_t.min()) < 0 or int(Y_t.max()) > K_s):
-                    raise ValueError(
-                        f"{name}: gold labels must be in 0..{K_s} (0 = no label); "
-                        f"found values in {int(Y_t.min())}..{int(Y_t.max())}."
-                    )
-            elif Y_t.dim() != 2 or Y_t.shape[1] != K_s:
-                raise ValueError(
-                    f"{name} must be gold labels [n] or probabilities [n, {K_s}]; "
-                    f"found shape {tuple(Y_t.shape)}."
-                )
+            Y_t = check_gold_labels(Y_s, K_s, f"valid_data Y[{s}] (task {s})")
             lengths.append(Y_t.shape[0])
         self._check_lengths(X, lengths, "valid_data")
         return (X, list(Y))
 
-    def _check_task_labels(self, Y, name: str) -> list:
+    def _check_task_labels(self, Y: Any, name: str) -> list:
+        """``Y`` as a list of ``t`` per-task label arrays (a bare label array is
+        accepted when ``t == 1``)."""
         if not isinstance(Y, (list, tuple)) and self.t == 1:
             Y = [Y]
-        return _check_task_list(Y, name, t=self.t)
+        return check_task_list(Y, name, t=self.t)
 
-    def _check_lengths(self, X, lengths: List[int], name: str) -> None:
+    def _check_lengths(self, X: Any, lengths: List[int], name: str) -> None:
         """Every task's labels and inputs must have the same number of items."""
         for s, n_s in enumerate(lengths):
             if n_s != lengths[0]:
@@ -455,7 +449,7 @@ class MTEndModel(MTClassifier, EndModel):
             if n_x is not None and n_x != n:
                 raise ValueError(f"{name}: X has {n_x} items but the labels have {n}.")
 
-    def _preprocess_Y(self, Y, k=None) -> List[torch.Tensor]:
+    def _preprocess_Y(self, Y: Any, k: Optional[int] = None) -> List[torch.Tensor]:
         """Per-task training targets as float ``[n, K_s]`` tensors (hard labels
         ``[n]`` become one-hot rows). A non-list ``Y`` is accepted when t == 1."""
         if not isinstance(Y, (list, tuple)):
@@ -481,7 +475,7 @@ class MTEndModel(MTClassifier, EndModel):
             for Y_s, K_s in zip(Y, self.K)
         ]
 
-    def _get_loss_fn(self):
+    def _get_loss_fn(self) -> Callable[[Any, Any], torch.Tensor]:
         """``loss_fn(X, Y)``: the unweighted sum over tasks of the soft
         cross-entropy of each task's logits against ``Y[s]`` (hard labels are
         converted per batch)."""
@@ -500,12 +494,12 @@ class _NamedLayers(nn.ModuleList):
     """The middle layers, registered as ``layer1 .. layerL`` (state-dict names
     ``middle_layers.layer<i>...``); indexable and iterable like a ModuleList."""
 
-    def __init__(self, layers: Sequence[nn.Module] = ()):
+    def __init__(self, layers: Sequence[nn.Module] = ()) -> None:
         super().__init__()
         for i, layer in enumerate(layers, 1):
             self.add_module(f"layer{i}", layer)
 
-    def __getitem__(self, index):
+    def __getitem__(self, index: Union[int, slice]) -> Any:
         return list(self._modules.values())[index]
 
     # nn.Module's repr shows the layer names (ModuleList's shows indices).

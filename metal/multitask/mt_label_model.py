@@ -15,22 +15,30 @@ feasible vectors that agree with every task it voted on. Its indicator column
 """
 
 import itertools
-from typing import List, Optional, Sequence
+from typing import Any, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import scipy.sparse as sparse
 from torch.utils.data import DataLoader
 
-from metal._checks import check_label_matrix, iter_dense_chunks
+from metal._checks import (
+    FloatArrayLike,
+    LabelMatrix,
+    LabelMatrixLike,
+    LabelVectorLike,
+    check_label_matrix,
+    check_task_list,
+    iter_dense_chunks,
+)
 from metal.label_model.label_model import _CHUNK_ROWS, LabelModel
 from metal.multitask.mt_classifier import (
     MTClassifier,
+    TaskArrays,
     resolve_task_graph,
     task_graph_spec,
 )
 from metal.multitask.task_graph import TaskGraph
 from metal.multitask.utils import (
-    _check_task_list,
     check_feasible,
     feasible_array,
     stack_task_labels,
@@ -79,8 +87,8 @@ class MTLabelModel(MTClassifier, LabelModel):
         self,
         K: Optional[Sequence[int]] = None,
         task_graph: Optional[TaskGraph] = None,
-        **kwargs,
-    ):
+        **kwargs: Any,
+    ) -> None:
         config = recursive_merge_dicts(
             self._config_defaults, kwargs, misses="exception", verbose=False
         )
@@ -129,7 +137,7 @@ class MTLabelModel(MTClassifier, LabelModel):
         self._lookup = np.ascontiguousarray(table, dtype=np.float32)
 
     # ============================================================ validation
-    def _check_L(self, L) -> List:
+    def _check_L(self, L: Sequence[LabelMatrixLike]) -> List[LabelMatrix]:
         """Validate ``L``: a list of ``t`` label matrices of one shape ``[n, m]``
         with task ``s``'s values in ``0..K_s``; return their compact forms."""
         if not isinstance(L, (list, tuple)):
@@ -161,22 +169,26 @@ class MTLabelModel(MTClassifier, LabelModel):
                 )
         return checked
 
-    def _set_constants(self, L) -> None:
+    def _set_constants(self, L: Sequence[LabelMatrix]) -> None:
         self.n, self.m = L[0].shape
         self.t = len(L)
 
-    def _n_sources(self, L) -> int:
+    def _n_sources(self, L: Sequence[LabelMatrix]) -> int:
         return L[0].shape[1]
 
-    def _n_rows(self, L) -> int:
+    def _n_rows(self, L: Sequence[LabelMatrix]) -> int:
         return L[0].shape[0]
 
-    def _iter_L_chunks(self, L):
+    def _iter_L_chunks(self, L: Sequence[LabelMatrix]) -> Iterator[List[np.ndarray]]:
         """Consecutive row blocks: lists of ``t`` dense ``[rows, m]`` arrays."""
         for chunk in zip(*(iter_dense_chunks(L_s, _CHUNK_ROWS) for L_s in L)):
             yield list(chunk)
 
-    def _set_class_balance(self, class_balance, Y_dev) -> None:
+    def _set_class_balance(
+        self,
+        class_balance: Optional[FloatArrayLike],
+        Y_dev: Optional[Sequence[LabelVectorLike]],
+    ) -> None:
         """Class balance over the ``k`` feasible vectors: ``class_balance``,
         else the frequencies of ``Y_dev``'s label vectors, else uniform."""
         if class_balance is None and Y_dev is not None:
@@ -189,7 +201,7 @@ class MTLabelModel(MTClassifier, LabelModel):
         LabelModel._set_class_balance(self, class_balance, None)
 
     # ================================================== augmented label matrix
-    def _create_L_ind(self, L) -> np.ndarray:
+    def _create_L_ind(self, L: Sequence[LabelMatrix]) -> np.ndarray:
         """Indicators over feasible vectors: float32 ``[n, m*k]``.
 
         ``L`` is a list of ``t`` label matrices ``[n, m]``. Column ``j*k + yi`` is
@@ -216,7 +228,9 @@ class MTLabelModel(MTClassifier, LabelModel):
             out[:, :, yi] = ok
         return out.reshape(n, m * self.k)
 
-    def _get_augmented_label_matrix(self, L, higher_order: bool = False):
+    def _get_augmented_label_matrix(
+        self, L: Sequence[LabelMatrix], higher_order: bool = False
+    ) -> np.ndarray:
         """The indicator matrix ``[n, m*k]`` of ``L`` (a list of ``t`` matrices).
         Higher-order clique columns are not built for multi-task models."""
         self._build_c_data()
@@ -227,7 +241,7 @@ class MTLabelModel(MTClassifier, LabelModel):
         return []
 
     # ============================================================= prediction
-    def predict_proba(self, L) -> List[np.ndarray]:
+    def predict_proba(self, L: Sequence[LabelMatrixLike]) -> List[np.ndarray]:
         """Per-task posteriors: a list of ``t`` float64 arrays ``[n, K_s]``.
 
         ``LabelModel.predict_proba`` gives ``P(Y = y | votes)`` over the feasible
@@ -237,17 +251,25 @@ class MTLabelModel(MTClassifier, LabelModel):
         probs = LabelModel.predict_proba(self, L)
         return [probs @ M for M in self._marginals]
 
-    def predict_feasible_proba(self, L) -> np.ndarray:
+    def predict_feasible_proba(self, L: Sequence[LabelMatrixLike]) -> np.ndarray:
         """``P(Y = y | votes)`` over the feasible vectors: float64 ``[n, k]``
         (column ``yi`` follows ``task_graph.feasible_set()``)."""
         return LabelModel.predict_proba(self, L)
 
-    def _get_predictions(self, data, break_ties="random", return_probs=False, **kwargs):
+    def _get_predictions(
+        self,
+        data: Any,
+        break_ties: Union[str, int] = "random",
+        return_probs: bool = False,
+        **kwargs: Any,
+    ) -> Union[
+        Tuple[TaskArrays, TaskArrays], Tuple[TaskArrays, TaskArrays, TaskArrays]
+    ]:
         """As ``MTClassifier._get_predictions``; gold label vectors given as
         ``(L, Y)`` must be feasible (0 = no gold label matches any value)."""
         if isinstance(data, (tuple, list)) and not isinstance(data, DataLoader):
             if len(data) == 2:
-                Y = _check_task_list(data[1], "Y", t=self.t)
+                Y = check_task_list(data[1], "Y", t=self.t)
                 gold = [self._gold_vector(Y_s) for Y_s in Y]
                 labels = stack_task_labels(gold, "Y", self.K, allow_abstain=True)
                 check_feasible(labels, self.task_graph, name="Y")

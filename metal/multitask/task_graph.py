@@ -6,15 +6,17 @@ part of a feasible label vector (it means abstain in label matrices).
 """
 
 import itertools
-from typing import Dict, Iterator, List, Sequence, Tuple
+from typing import Any, Dict, Iterable, Iterator, List, Sequence, Tuple
 
 import networkx as nx
 import numpy as np
 
+from metal._checks import check_int, check_pairs, check_positive_int
+
 __all__ = ["TaskGraph", "TaskHierarchy"]
 
 
-def _check_cardinalities(cardinalities) -> List[int]:
+def _check_cardinalities(cardinalities: Iterable[int]) -> List[int]:
     try:
         values = list(cardinalities)
     except TypeError:
@@ -24,51 +26,10 @@ def _check_cardinalities(cardinalities) -> List[int]:
         ) from None
     if not values:
         raise ValueError("cardinalities must name at least one task; found [].")
-    for s, value in enumerate(values):
-        if isinstance(value, (bool, np.bool_)) or not isinstance(
-            value, (int, np.integer)
-        ):
-            raise ValueError(
-                f"cardinalities must be positive ints; found {value!r} "
-                f"(type {type(value).__name__}) for task {s}."
-            )
-        if value < 1:
-            raise ValueError(
-                f"cardinalities must be positive ints; found {value} for task {s}."
-            )
-    return [int(value) for value in values]
-
-
-def _is_task_index(value, t: int) -> bool:
-    return (
-        isinstance(value, (int, np.integer))
-        and not isinstance(value, (bool, np.bool_))
-        and 0 <= value < t
-    )
-
-
-def _check_edges(edges, t: int) -> List[Tuple[int, int]]:
-    try:
-        pairs = [tuple(edge) for edge in edges]
-    except TypeError:
-        raise ValueError(
-            f"edges must be a sequence of (parent, child) pairs; found {edges!r}."
-        ) from None
-    for edge in pairs:
-        if len(edge) != 2:
-            raise ValueError(
-                f"edges must be (parent, child) pairs; found the edge {edge!r}."
-            )
-        if not all(_is_task_index(node, t) for node in edge):
-            raise ValueError(
-                f"edges must name existing tasks 0..{t - 1} (t={t} from "
-                f"cardinalities); found the edge {edge!r}."
-            )
-        if edge[0] == edge[1]:
-            raise ValueError(
-                f"edges must join two different tasks; found the self-loop {edge!r}."
-            )
-    return [(int(a), int(b)) for a, b in pairs]
+    return [
+        check_positive_int(value, f"cardinalities[{s}] (task {s})")
+        for s, value in enumerate(values)
+    ]
 
 
 class TaskGraph:
@@ -91,10 +52,12 @@ class TaskGraph:
         self,
         cardinalities: Sequence[int] = [2],
         edges: Sequence[Tuple[int, int]] = [],
-    ):
+    ) -> None:
         self.K = _check_cardinalities(cardinalities)
         self.t = len(self.K)
-        self.edges = _check_edges(edges, self.t)
+        self.edges = check_pairs(
+            edges, "edges", self.t, item="task", pair="(parent, child)", n_name="t"
+        )
 
         self.G = nx.DiGraph()
         self.G.add_nodes_from(range(self.t))
@@ -118,12 +81,14 @@ class TaskGraph:
     def _count_feasible(self) -> int:
         return int(np.prod(self.K))
 
-    def _check_node(self, node) -> int:
-        if not _is_task_index(node, self.t):
-            raise ValueError(
-                f"node must be a task index in 0..{self.t - 1}; found {node!r}."
-            )
-        return int(node)
+    def _check_node(self, node: int) -> int:
+        return check_int(
+            node,
+            "node",
+            minimum=0,
+            maximum=self.t - 1,
+            expected=f"a task index in 0..{self.t - 1}",
+        )
 
     def get_parent(self, node: int) -> List[int]:
         """Sorted list of the parents of task ``node``."""
@@ -133,7 +98,7 @@ class TaskGraph:
         """Sorted list of the children of task ``node``."""
         return list(self.children[self._check_node(node)])
 
-    def is_feasible(self, y) -> bool:
+    def is_feasible(self, y: Sequence[int]) -> bool:
         """Every label vector is feasible in a plain task graph."""
         return True
 
@@ -142,7 +107,7 @@ class TaskGraph:
         for values in itertools.product(*(range(1, K_s + 1) for K_s in self.K)):
             yield np.array(values, dtype=np.int64)
 
-    def __eq__(self, other) -> bool:
+    def __eq__(self, other: object) -> bool:
         if not isinstance(other, TaskGraph):
             return NotImplemented
         return self.edges == other.edges and self.K == other.K
@@ -167,7 +132,7 @@ class TaskHierarchy(TaskGraph):
             task 0.
     """
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
 
     def _check_structure(self) -> None:
@@ -210,7 +175,7 @@ class TaskHierarchy(TaskGraph):
                     node = parent
                 yield y
 
-    def is_feasible(self, y) -> bool:
+    def is_feasible(self, y: Sequence[int]) -> bool:
         """Whether the label vector ``y`` (length t) is in the feasible set."""
         y = np.asarray(y)
         return any(np.array_equal(y, feasible) for feasible in self.feasible_set())

@@ -7,46 +7,31 @@ length ``n``; inputs ``X`` are one object indexable by item (shared by all tasks
 or a list of ``t`` such objects (one per task).
 """
 
-from typing import Optional, Sequence
+from typing import Any, List, Optional, Sequence, Tuple
 
 import numpy as np
 import scipy.sparse as sparse
 from torch.utils.data import Dataset
 
+from metal._checks import (
+    LabelVectorLike,
+    check_feasible_rows,
+    check_label_vector,
+    check_task_list,
+)
 from metal.multitask.task_graph import TaskGraph
 from metal.utils import _length as utils_length
-from metal.utils import arraylike_to_numpy
 
 __all__ = ["MultiYDataset", "MultiXYDataset"]
 
-# Rows compared at once against the feasible set (bounds the [rows, k, t] mask).
-_FEASIBLE_CHUNK_ROWS = 16384
 
-
-def _length(data) -> int:
+def _length(data: Any) -> int:
     try:
         return utils_length(data)
     except TypeError:
         raise ValueError(
             f"expected a sequence indexable by item; found {type(data).__name__}."
         ) from None
-
-
-def _check_task_list(Y, name: str, t: Optional[int] = None) -> list:
-    """``Y`` as a list (one entry per task); ``ValueError`` if it is not a
-    list/tuple or (when ``t`` is given) has the wrong number of tasks."""
-    if not isinstance(Y, (list, tuple)):
-        raise ValueError(
-            f"{name} must be a list with one entry per task; found "
-            f"{type(Y).__name__}."
-        )
-    if t is not None and len(Y) != t:
-        raise ValueError(
-            f"{name} must have one entry per task (t={t}); found {len(Y)} entries."
-        )
-    if len(Y) == 0:
-        raise ValueError(f"{name} must have at least one task; found an empty list.")
-    return list(Y)
 
 
 def _check_same_lengths(items: Sequence, name: str, n: Optional[int] = None) -> int:
@@ -79,12 +64,12 @@ class MultiYDataset(Dataset):
         ValueError: if ``Y`` is not a list or a task's labels are not ``n`` long.
     """
 
-    def __init__(self, X, Y):
-        self.Y = _check_task_list(Y, "Y")
+    def __init__(self, X: Any, Y: Sequence[Any]) -> None:
+        self.Y = check_task_list(Y, "Y")
         self.n = _check_same_lengths(self.Y, "Y", n=_length(X))
         self.X = X
 
-    def __getitem__(self, index):
+    def __getitem__(self, index: int) -> Tuple[Any, List[Any]]:
         return self.X[index], [Y_s[index] for Y_s in self.Y]
 
     def __len__(self) -> int:
@@ -105,34 +90,36 @@ class MultiXYDataset(Dataset):
         ValueError: if ``X`` or ``Y`` is not a list or the lengths differ.
     """
 
-    def __init__(self, X, Y):
-        X = _check_task_list(X, "X")
+    def __init__(self, X: Sequence[Any], Y: Sequence[Any]) -> None:
+        X = check_task_list(X, "X")
         self.X = [x.toarray() if sparse.issparse(x) else x for x in X]
-        self.Y = _check_task_list(Y, "Y")
+        self.Y = check_task_list(Y, "Y")
         self.n = _check_same_lengths(self.X, "X")
         _check_same_lengths(self.Y, "Y", n=self.n)
 
-    def __getitem__(self, index):
+    def __getitem__(self, index: int) -> Tuple[List[Any], List[Any]]:
         return [X_s[index] for X_s in self.X], [Y_s[index] for Y_s in self.Y]
 
     def __len__(self) -> int:
         return self.n
 
 
-def feasible_array(task_graph) -> np.ndarray:
+def feasible_array(task_graph: TaskGraph) -> np.ndarray:
     """The feasible label vectors of ``task_graph`` as an int64 array ``[k, t]``."""
     return np.array(list(task_graph.feasible_set()), dtype=np.int64).reshape(
         -1, task_graph.t
     )
 
 
-def constrains_labels(task_graph) -> bool:
+def constrains_labels(task_graph: TaskGraph) -> bool:
     """Whether ``task_graph`` rules out some label vectors (a plain TaskGraph
     allows every combination, and its feasible set may be huge)."""
     return type(task_graph).is_feasible is not TaskGraph.is_feasible
 
 
-def stack_task_labels(Y, name: str, K: Sequence[int], allow_abstain: bool):
+def stack_task_labels(
+    Y: Sequence[LabelVectorLike], name: str, K: Sequence[int], allow_abstain: bool
+) -> np.ndarray:
     """Check per-task hard labels and stack them into an int64 array ``[n, t]``.
 
     Args:
@@ -145,32 +132,18 @@ def stack_task_labels(Y, name: str, K: Sequence[int], allow_abstain: bool):
         ValueError: naming the task whose labels are out of range or whose
             length differs.
     """
-    Y = _check_task_list(Y, name, t=len(K))
-    columns = []
-    for s, (Y_s, K_s) in enumerate(zip(Y, K)):
-        label = f"{name}[{s}] (task {s})"
-        try:
-            arr = arraylike_to_numpy(Y_s)
-        except ValueError as exc:
-            raise ValueError(f"{label}: {exc}") from None
-        if arr.ndim != 1:
-            raise ValueError(
-                f"{label} must be a 1-D vector of hard labels; found shape "
-                f"{arr.shape}."
-            )
-        lo = 0 if allow_abstain else 1
-        bad = (arr < lo) | (arr > K_s)
-        if bad.any():
-            raise ValueError(
-                f"{label} must have values in {lo}..{K_s}; found the value "
-                f"{arr[bad][0]} at item {int(np.flatnonzero(bad)[0])}."
-            )
-        columns.append(arr.astype(np.int64))
+    Y = check_task_list(Y, name, t=len(K))
+    columns = [
+        check_label_vector(
+            Y_s, f"{name}[{s}] (task {s})", k=K_s, allow_abstain=allow_abstain
+        )
+        for s, (Y_s, K_s) in enumerate(zip(Y, K))
+    ]
     _check_same_lengths(columns, name)
     return np.stack(columns, axis=1)
 
 
-def check_feasible(labels: np.ndarray, task_graph, name: str = "Y") -> None:
+def check_feasible(labels: np.ndarray, task_graph: TaskGraph, name: str = "Y") -> None:
     """Raise ``ValueError`` if a row of ``labels [n, t]`` is not a feasible label
     vector of ``task_graph``. Zeros (no gold label) match any value.
 
@@ -179,33 +152,12 @@ def check_feasible(labels: np.ndarray, task_graph, name: str = "Y") -> None:
     """
     if not constrains_labels(task_graph) or labels.size == 0:
         return
-    F = feasible_array(task_graph)
-    for start in range(0, labels.shape[0], _FEASIBLE_CHUNK_ROWS):
-        chunk = labels[start : start + _FEASIBLE_CHUNK_ROWS]
-        agree = (chunk[:, None, :] == F[None, :, :]) | (chunk[:, None, :] == 0)
-        ok = agree.all(axis=2).any(axis=1)
-        if ok.all():
-            continue
-        row = int(np.flatnonzero(~ok)[0])
-        vector = chunk[row]
-        mismatches = (~agree[row]).sum(axis=1)
-        closest = F[int(mismatches.argmin())]
-        tasks = [
-            s for s in range(F.shape[1]) if vector[s] != 0 and vector[s] != closest[s]
-        ]
-        changes = ", ".join(
-            f"task {s} has label {vector[s]} where the closest feasible vector has "
-            f"{closest[s]}"
-            for s in tasks
-        )
-        raise ValueError(
-            f"{name}: the label vector {vector.tolist()} of item {start + row} is not "
-            f"feasible under {task_graph!r} ({changes}); feasible vectors are "
-            f"{F.tolist()}."
-        )
+    check_feasible_rows(labels, feasible_array(task_graph), name, repr(task_graph))
 
 
-def to_feasible_index(labels: np.ndarray, task_graph, name: str = "Y") -> np.ndarray:
+def to_feasible_index(
+    labels: np.ndarray, task_graph: TaskGraph, name: str = "Y"
+) -> np.ndarray:
     """Index (0..k-1) of each row of ``labels [n, t]`` (no zeros) in the
     feasible set of ``task_graph``; ``ValueError`` naming the task for an
     infeasible row."""

@@ -15,10 +15,9 @@ import torch
 from numpy.random import choice, random
 from scipy.sparse import csr_matrix
 
-from metal._checks import check_class_balance, check_int
+from metal._checks import check_class_balance, check_int, check_int_vector
 from metal._lazy import lazy_exports
 from metal.synthetic.words1k import vocab1k
-from metal.utils import arraylike_to_numpy
 
 __all__ = [
     "logistic_fn",
@@ -266,7 +265,7 @@ def gaussian_bags_of_words(
         ``(X, items)``: ``X`` a list of n int64 tensors of word indices in
         ``0..V-1``, ``items`` the corresponding space-joined strings.
     """
-    Y = arraylike_to_numpy(Y)
+    Y = check_int_vector(Y, "Y")
     vocab = list(vocab)
     if not vocab:
         raise ValueError("vocab must be a non-empty list of words; found [].")

@@ -18,12 +18,12 @@ written like the random search's.
 """
 
 import math
-import numbers
 import warnings
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from metal._checks import check_int, is_number
 from metal.tuners.tuner import ModelTuner, _SearchInputs
 
 Schedule = List[List[Tuple[int, int]]]
@@ -68,18 +68,14 @@ class HyperbandTuner(ModelTuner):
             seed=seed,
             **tuner_args,
         )
+        check_int(
+            hyperband_epochs_budget,
+            "hyperband_epochs_budget",
+            minimum=2,
+            expected="an integer >= 2 (total training epochs)",
+        )
         if (
-            isinstance(hyperband_epochs_budget, bool)
-            or not isinstance(hyperband_epochs_budget, numbers.Integral)
-            or hyperband_epochs_budget < 2
-        ):
-            raise ValueError(
-                "hyperband_epochs_budget must be an int >= 2 (total training "
-                f"epochs); found {hyperband_epochs_budget!r}."
-            )
-        if (
-            isinstance(hyperband_proportion_discard, bool)
-            or not isinstance(hyperband_proportion_discard, numbers.Real)
+            not is_number(hyperband_proportion_discard)
             or not hyperband_proportion_discard > 1
         ):
             raise ValueError(

@@ -59,7 +59,6 @@ import functools
 import inspect
 import itertools
 import math
-import numbers
 import operator
 import os
 import random
@@ -82,6 +81,7 @@ from typing import (
     Tuple,
 )
 
+from metal._checks import check_choice, check_int, is_number
 from metal._io import atomic_write_json
 from metal.metrics import METRICS
 from metal.utils import recursive_merge_dicts
@@ -206,11 +206,8 @@ class ModelTuner:
             self.log_dir = self.log_rootdir = self.log_subdir = None
             self.save_path = self.report_path = None
 
-        if seed is not None and (
-            isinstance(seed, bool) or not isinstance(seed, numbers.Integral)
-        ):
-            raise ValueError(f"seed must be an int or None; found {seed!r}.")
-        self.seed = 0 if seed is None else int(seed)
+        seed = check_int(seed, "seed", allow_none=True)
+        self.seed = 0 if seed is None else seed
         self._tmpdir = None
         self._routing = None
         self._n_planned = None
@@ -718,11 +715,7 @@ def _parse_range(key: str, spec: Mapping) -> Tuple[float, float, str]:
             f"it as [{bounds[1]}, {bounds[0]}]."
         )
     scale = spec.get("scale", "linear")
-    if scale not in SCALES:
-        raise ValueError(
-            f"search_space[{key!r}]['scale'] must be one of {list(SCALES)}; "
-            f"found {scale!r}."
-        )
+    check_choice(scale, SCALES, f"search_space[{key!r}]['scale']")
     if scale == "log" and lo <= 0:
         raise ValueError(
             f"search_space[{key!r}]: a log-scale range needs positive bounds; "
@@ -732,21 +725,17 @@ def _parse_range(key: str, spec: Mapping) -> Tuple[float, float, str]:
 
 
 def _is_real(value) -> bool:
-    return (
-        isinstance(value, numbers.Real)
-        and not isinstance(value, bool)
-        and math.isfinite(value)
-    )
+    return is_number(value) and math.isfinite(value)
 
 
 def _check_max_search(max_search) -> Optional[int]:
-    if max_search is None:
-        return None
-    if isinstance(max_search, bool) or not isinstance(max_search, numbers.Integral):
-        raise ValueError(f"max_search must be an int or None; found {max_search!r}.")
-    if max_search < 0:
-        raise ValueError(f"max_search must be >= 0 (0 = no cap); found {max_search}.")
-    return int(max_search)
+    return check_int(
+        max_search,
+        "max_search",
+        minimum=0,
+        allow_none=True,
+        expected="an integer >= 0 (0 = no cap)",
+    )
 
 
 def _sample(lo: float, hi: float, scale: str, rng) -> float:

@@ -8,12 +8,12 @@ corpus tokens, most frequent first.
 
 import os
 from collections import Counter
-from numbers import Integral
 from typing import Iterable, List, Mapping, Optional, Sequence, Union
 
 import numpy as np
 import torch
 
+from metal._checks import check_int
 from metal.contrib.featurizers.featurizer import Featurizer
 
 UNK = "<unk>"
@@ -54,16 +54,8 @@ class Vocab(object):
         min_freq: int = 1,
         specials: Sequence[str] = (PAD,),
     ):
-        if max_size is not None and (
-            isinstance(max_size, bool)
-            or not isinstance(max_size, Integral)
-            or max_size < 0
-        ):
-            raise ValueError(
-                f"max_size must be None or an integer >= 0; found {max_size!r}."
-            )
-        if isinstance(min_freq, bool) or not isinstance(min_freq, Integral):
-            raise ValueError(f"min_freq must be an integer; found {min_freq!r}.")
+        check_int(max_size, "max_size", minimum=0, allow_none=True)
+        check_int(min_freq, "min_freq")
         self.freqs = Counter(counter)
         self.itos: List[str] = []
         for token in [UNK, *specials]:

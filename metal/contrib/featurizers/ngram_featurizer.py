@@ -1,13 +1,13 @@
 """Binary n-gram features of relation mentions (scikit-learn's CountVectorizer
 over lightly normalised token sequences)."""
 
-from numbers import Integral
 from typing import Callable, FrozenSet, List, Sequence, Tuple
 
 import scipy.sparse as sparse
 from sklearn.exceptions import NotFittedError
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, CountVectorizer
 
+from metal._checks import check_int, is_int
 from metal.contrib.featurizers.featurizer import Featurizer
 from metal.contrib.featurizers.porter_stemmer import PorterStemmer
 
@@ -65,20 +65,11 @@ class RelationNgramFeaturizer(Featurizer):
         ngram_range: Tuple[int, int] = (1, 3),
         **vectorizer_kwargs,
     ):
-        if trim_window is not None and (
-            isinstance(trim_window, bool)
-            or not isinstance(trim_window, Integral)
-            or trim_window < 0
-        ):
-            raise ValueError(
-                f"trim_window must be None or an integer >= 0; found {trim_window!r}."
-            )
+        check_int(trim_window, "trim_window", minimum=0, allow_none=True)
         if (
             not isinstance(ngram_range, (tuple, list))
             or len(ngram_range) != 2
-            or not all(
-                isinstance(v, Integral) and not isinstance(v, bool) for v in ngram_range
-            )
+            or not all(is_int(v) for v in ngram_range)
             or not 1 <= ngram_range[0] <= ngram_range[1]
         ):
             raise ValueError(

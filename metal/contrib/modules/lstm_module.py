@@ -15,19 +15,12 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from metal._checks import check_choice, check_positive_int
 from metal.utils import set_seed
 
 LSTM_REDUCTIONS = ("mean", "max", "last", "attention")
 
 PretrainedSource = Union[torch.Tensor, np.ndarray, str, os.PathLike]
-
-
-def _check_positive_int(value, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise ValueError(f"{name} must be a positive integer; found {value!r}.")
-    if value < 1:
-        raise ValueError(f"{name} must be a positive integer; found {value}.")
-    return int(value)
 
 
 class Encoder(nn.Module):
@@ -40,7 +33,7 @@ class Encoder(nn.Module):
 
     def __init__(self, encoded_size: int, verbose: bool = True):
         super().__init__()
-        self.encoded_size = _check_positive_int(encoded_size, "encoded_size")
+        self.encoded_size = check_positive_int(encoded_size, "encoded_size")
         self.verbose = verbose
 
     def encode(self, X: torch.Tensor) -> torch.Tensor:
@@ -96,7 +89,7 @@ class EmbeddingsEncoder(Encoder):
                     "EmbeddingsEncoder needs vocab_size (for a random table) or "
                     "embeddings (pretrained vectors); found neither."
                 )
-            vocab_size = _check_positive_int(vocab_size, "vocab_size")
+            vocab_size = check_positive_int(vocab_size, "vocab_size")
             if seed is not None:
                 set_seed(seed)
             self.embeddings = nn.Embedding(vocab_size, self.encoded_size)
@@ -222,8 +215,8 @@ class LSTMModule(nn.Module):
         **kwargs,
     ):
         super().__init__()
-        hidden_size = _check_positive_int(hidden_size, "hidden_size")
-        lstm_num_layers = _check_positive_int(lstm_num_layers, "lstm_num_layers")
+        hidden_size = check_positive_int(hidden_size, "hidden_size")
+        lstm_num_layers = check_positive_int(lstm_num_layers, "lstm_num_layers")
         if not isinstance(encoder_kwargs, dict):
             raise ValueError(
                 f"encoder_kwargs must be a dict; found {type(encoder_kwargs).__name__}."
@@ -261,11 +254,7 @@ class LSTMModule(nn.Module):
         A row's length is one past its last non-padding position (rows that are
         all padding count as length 1).
         """
-        if self.lstm_reduction not in LSTM_REDUCTIONS:
-            raise ValueError(
-                f"lstm_reduction must be one of {list(LSTM_REDUCTIONS)}; found "
-                f"{self.lstm_reduction!r}."
-            )
+        check_choice(self.lstm_reduction, LSTM_REDUCTIONS, "lstm_reduction")
         if not isinstance(X, torch.Tensor) or X.dim() not in (2, 3):
             raise ValueError(
                 "LSTMModule expects a tensor of shape [batch, seq] or [batch, seq, "

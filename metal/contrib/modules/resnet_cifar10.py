@@ -6,12 +6,13 @@ blocks (64, 128, 256 and 512 planes; the last three halve the resolution),
 4x4 average pooling and a linear classifier.
 """
 
-from numbers import Integral
 from typing import List, Sequence, Type, Union
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from metal._checks import check_positive_int, is_int
 
 
 def _conv_bn(in_planes: int, planes: int, kernel: int, stride: int) -> List[nn.Module]:
@@ -96,23 +97,13 @@ class ResNetModule(nn.Module):
     def __init__(self, block: Block, num_blocks: Sequence[int], num_classes: int = 10):
         super().__init__()
         num_blocks = list(num_blocks)
-        if len(num_blocks) != 4 or any(
-            isinstance(b, bool) or not isinstance(b, Integral) or b < 1
-            for b in num_blocks
-        ):
+        if len(num_blocks) != 4 or any(not is_int(b) or b < 1 for b in num_blocks):
             raise ValueError(
                 "num_blocks must list four positive block counts (one per stage); "
                 f"found {num_blocks!r}."
             )
-        if isinstance(num_classes, bool) or not isinstance(num_classes, Integral):
-            raise ValueError(
-                f"num_classes must be a positive integer; found {num_classes!r}."
-            )
-        if num_classes < 1:
-            raise ValueError(
-                f"num_classes must be a positive integer; found {num_classes}."
-            )
-        num_blocks, num_classes = [int(b) for b in num_blocks], int(num_classes)
+        num_classes = check_positive_int(num_classes, "num_classes")
+        num_blocks = [int(b) for b in num_blocks]
         self.in_planes = 64
         self.conv1, self.bn1 = _conv_bn(3, 64, 3, 1)
         self.layer1 = self._make_layer(block, 64, num_blocks[0], stride=1)

@@ -1,10 +1,11 @@
 """A linear layer over sparse binary features given as lists of feature ids."""
 
 import math
-from numbers import Integral
 
 import torch
 import torch.nn as nn
+
+from metal._checks import check_int, check_positive_int
 
 
 class SparseLinearModule(nn.Module):
@@ -27,21 +28,17 @@ class SparseLinearModule(nn.Module):
 
     def __init__(self, embed_size: int, vocab_size: int, padding_idx: int = 0):
         super().__init__()
-        for name, value in (("embed_size", embed_size), ("vocab_size", vocab_size)):
-            if isinstance(value, bool) or not isinstance(value, Integral) or value < 1:
-                raise ValueError(f"{name} must be a positive integer; found {value!r}.")
-        if (
-            isinstance(padding_idx, bool)
-            or not isinstance(padding_idx, Integral)
-            or not 0 <= padding_idx < vocab_size
-        ):
-            raise ValueError(
-                f"padding_idx must be an integer in 0..{vocab_size - 1} "
-                f"(vocab_size={vocab_size}); found {padding_idx!r}."
-            )
-        embed_size, vocab_size = int(embed_size), int(vocab_size)
+        embed_size = check_positive_int(embed_size, "embed_size")
+        vocab_size = check_positive_int(vocab_size, "vocab_size")
+        padding_idx = check_int(
+            padding_idx,
+            "padding_idx",
+            minimum=0,
+            maximum=vocab_size - 1,
+            expected=f"an integer in 0..{vocab_size - 1} (vocab_size={vocab_size})",
+        )
         self.vocab_size = vocab_size
-        self.padding_idx = padding_idx = int(padding_idx)
+        self.padding_idx = padding_idx
         self.W = nn.Embedding(
             vocab_size, embed_size, sparse=True, padding_idx=padding_idx
         )

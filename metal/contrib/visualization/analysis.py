@@ -17,7 +17,12 @@ import numpy as np
 import scipy.sparse as sparse
 import torch
 
-from metal._checks import check_label_matrix, check_label_vector
+from metal._checks import (
+    check_float_array,
+    check_label_matrix,
+    check_label_vector,
+    check_positive_int,
+)
 
 try:
     import matplotlib.pyplot as plt
@@ -35,27 +40,9 @@ def _dense_label_matrix(L) -> np.ndarray:
     return L.toarray() if sparse.issparse(L) else np.asarray(L)
 
 
-def _as_numpy(values, name: str) -> np.ndarray:
-    if isinstance(values, torch.Tensor):
-        values = values.detach().cpu().numpy()
-    elif sparse.issparse(values):
-        values = values.toarray()
-    try:
-        arr = np.asarray(values, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise ValueError(
-            f"{name} must be numeric; found {type(values).__name__}."
-        ) from None
-    if arr.size == 0:
-        raise ValueError(f"{name} must not be empty.")
-    if not np.all(np.isfinite(arr)):
-        raise ValueError(f"{name} must be finite; found NaN or infinite values.")
-    return arr
-
-
 def _probabilities_of_class_1(Y_probs, name: str = "Y_probs") -> np.ndarray:
     """``[n]`` probabilities of class 1 from ``[n]`` or ``[n, k]`` input."""
-    probs = _as_numpy(Y_probs, name)
+    probs = check_float_array(Y_probs, name, expected="numeric", allow_empty=False)
     if probs.ndim == 2:
         print(f"Plotting probabilities from the first column of {name}.")
         probs = probs[:, 0]
@@ -200,8 +187,7 @@ def plot_calibration_plot(
     ``bins + 1``) holds ``i/bins <= p < (i+1)/bins``, the last one exactly
     ``p = 1``; each non-empty bin's accuracy is plotted at ``(i + 0.5)/bins``.
     """
-    if isinstance(bins, bool) or not isinstance(bins, (int, np.integer)) or bins < 1:
-        raise ValueError(f"bins must be a positive integer; found {bins!r}.")
+    check_positive_int(bins, "bins")
     probs = _probabilities_of_class_1(Y_probs)
     gold = _hard_labels(Y_gold, "Y_gold", n=len(probs))
     if not np.isin(gold, (1, 2)).all():
