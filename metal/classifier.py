@@ -156,11 +156,18 @@ class Classifier(nn.Module):
             return_probs: also return the probabilities.
 
         Returns:
-            ``Y_p`` (int64 ``[n]``), or ``(Y_p, Y_s)`` with ``Y_s`` ``[n, k]``.
+            ``Y_p`` (int64 ``[n]``), or ``(Y_p, Y_s)`` with ``Y_s`` ``[n, k]``
+            (multi-task models: lists of them, one per task).
         """
-        Y_s = self._to_numpy(self.predict_proba(X, **kwargs))
-        Y_p = self._break_ties(Y_s, break_ties).astype(np.int64)
+        Y_p, Y_s = self._resolve(self.predict_proba(X, **kwargs), break_ties)
         return (Y_p, Y_s) if return_probs else Y_p
+
+    def _resolve(
+        self, Y_s: Any, break_ties: Union[str, int]
+    ) -> Tuple[np.ndarray, np.ndarray]:
+        """``(labels, probabilities)`` from ``predict_proba``'s output."""
+        Y_s = self._to_numpy(Y_s)
+        return self._break_ties(Y_s, break_ties).astype(np.int64), Y_s
 
     def _break_ties(self, Y_s: Any, break_ties: Union[str, int] = "random"):
         """Resolve each row of ``Y_s [n, k]`` to a label (float array ``[n]``)."""

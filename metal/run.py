@@ -80,6 +80,7 @@ __all__ = [
     "from_train_config",
     "from_trainer_config",
     "from_trainer_defaults",
+    "optimizer_config_defaults",
     "optimizer_settings",
     "scheduler_kwargs",
 ]
@@ -152,6 +153,19 @@ class RunSpec:
 
 
 # ================================================== MeTaL's sub-vocabularies
+def optimizer_config_defaults(optimizer: str) -> Dict[str, Any]:
+    """MeTaL's default ``optimizer_config`` tree with ``optimizer`` chosen: lr
+    0.01 (``optimizer_common``), SGD momentum 0.9, Adam betas (0.9, 0.999)
+    (also read by adamax and sparseadam), no RMSprop settings."""
+    return {
+        "optimizer": optimizer,
+        "optimizer_common": {"lr": 0.01},
+        "sgd_config": {"momentum": 0.9},
+        "adam_config": {"betas": (0.9, 0.999)},
+        "rmsprop_config": {},
+    }
+
+
 def optimizer_settings(optimizer_config: dict) -> Tuple[str, dict]:
     """``(name, kwargs)`` from a MeTaL ``optimizer_config`` dict
     (``optimizer``, ``optimizer_common`` and the per-optimizer sub-dicts).

@@ -14,6 +14,7 @@ import copy
 
 from metal.logging.checkpointer import CHECKPOINT_DEFAULTS
 from metal.logging.logger import LOGGER_DEFAULTS
+from metal.run import optimizer_config_defaults
 
 em_default_config = {
     "seed": None,
@@ -50,14 +51,9 @@ em_default_config = {
         "validation_metric": "accuracy",  # scored at the end when verbose
         "validation_freq": 1,  # unused
         "validation_scoring_kwargs": {},  # unused
-        "optimizer_config": {
-            # "sgd" | "rmsprop" | "adam" | "adamax" | "sparseadam"
-            "optimizer": "adam",
-            "optimizer_common": {"lr": 0.01},
-            "sgd_config": {"momentum": 0.9},
-            "adam_config": {"betas": (0.9, 0.999)},  # also adamax, sparseadam
-            "rmsprop_config": {},
-        },
+        # "sgd" | "rmsprop" | "adam" | "adamax" | "sparseadam"; lr 0.01, SGD
+        # momentum 0.9, Adam betas (0.9, 0.999) (also adamax and sparseadam)
+        "optimizer_config": optimizer_config_defaults("adam"),
         # None | "constant" | "exponential" | "reduce_on_plateau" | "linear" |
         # "step"
         "lr_scheduler": "reduce_on_plateau",

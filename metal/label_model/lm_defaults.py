@@ -1,6 +1,8 @@
 """Default configuration of the LabelModel (key order is the search order used
 when flat keyword arguments are merged into it)."""
 
+from metal.run import optimizer_config_defaults
+
 lm_default_config = {
     "seed": None,
     "verbose": True,
@@ -15,15 +17,10 @@ lm_default_config = {
         # Strength of the l2 penalty pulling mu towards its initial value; a
         # float, or an array of length m (per source) or m*k (per row of mu).
         "l2": 0.0,
-        "optimizer_config": {
-            "optimizer": "sgd",
-            "optimizer_common": {"lr": 0.01},
-            "sgd_config": {"momentum": 0.9},
-            # Not in MeTaL's tree (it raised KeyError for these optimizers);
-            # "lbfgs" needs no settings.
-            "adam_config": {"betas": (0.9, 0.999)},
-            "rmsprop_config": {},
-        },
+        # "sgd" | "adam" | "adamax" | "rmsprop" | "lbfgs" (needs no settings).
+        # MeTaL's tree had no adam/rmsprop sub-configs (a KeyError for those
+        # optimizers); this one is the EndModel's.
+        "optimizer_config": optimizer_config_defaults("sgd"),
         "lr_scheduler": None,
         # Number of full-batch optimisation steps (the cap for "lbfgs").
         "n_epochs": 100,

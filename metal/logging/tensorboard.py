@@ -6,15 +6,10 @@ dependency of ``metal``.
 """
 
 import json
-import os
 from typing import Any, Optional
 
 from metal._io import json_default
-from metal.logging.writer import (
-    LogWriter,
-    OperationLogWriter,
-    _config_filename,
-)
+from metal.logging.writer import LogWriter, OperationLogWriter
 
 
 def _summary_writer_class():
@@ -49,18 +44,10 @@ class TensorBoardWriter(LogWriter):
         if value is not None:
             self.tb_writer.add_scalar(name, value, step)
 
-    def write_config(
-        self,
-        config: Any,
-        config_filename: str = "config.json",
-        config_name: Optional[str] = None,
-    ) -> None:
-        """Write the config file (see ``LogWriter.write_config``) and add the
-        config to TensorBoard as text (tag: the file name without
-        ``.json``)."""
-        super().write_config(config, config_filename, config_name)
-        tag = os.path.splitext(_config_filename(config_filename, config_name))[0]
-        text = json.dumps(self._sanitize_config(config), indent=1, default=json_default)
+    def _config_written(self, tag: str, config: Any) -> None:
+        """Add a written config to TensorBoard as text (tag: the file name
+        without ``.json``)."""
+        text = json.dumps(config, indent=1, default=json_default)
         self.tb_writer.add_text(tag, text, 0)
 
     def close(self) -> None:

@@ -165,8 +165,13 @@ class LogWriter:
         callables become strings. MeTaL's ``config_name`` may be given
         instead; a name without ``.json`` gets it appended."""
         filename = _config_filename(config_filename, config_name)
-        path = os.path.join(self.log_subdir, filename)
-        self._write_json(self._sanitize_config(config), path)
+        sanitized = self._sanitize_config(config)
+        self._write_json(sanitized, os.path.join(self.log_subdir, filename))
+        self._config_written(os.path.splitext(filename)[0], sanitized)
+
+    def _config_written(self, tag: str, config: Any) -> None:
+        """A config file named ``<tag>.json`` was written (writers with another
+        backend add it there too)."""
 
     def write_metrics(self, metrics: dict) -> None:
         self._write_json(metrics, os.path.join(self.log_subdir, "metrics.json"))

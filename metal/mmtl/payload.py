@@ -10,7 +10,28 @@ from metal.mmtl.data import MmtlDataLoader, MmtlDataset
 __all__ = ["Payload"]
 
 
-class Payload(object):
+def _check_label_sets(
+    name: str, data_loader: Any, labels_to_tasks: Dict[str, str]
+) -> None:
+    """``labels_to_tasks`` must be a dict whose label sets the loader's dataset
+    holds (when it says which it holds)."""
+    if not isinstance(labels_to_tasks, dict):
+        raise ValueError(
+            "labels_to_tasks must be a dict {label set: task name}; found "
+            f"{type(labels_to_tasks).__name__}."
+        )
+    Y_dict = getattr(data_loader.dataset, "Y_dict", None)
+    if Y_dict is None:
+        return
+    missing = [label for label in labels_to_tasks if label not in Y_dict]
+    if missing:
+        raise ValueError(
+            f"Payload {name!r}: label set(s) {missing} of labels_to_tasks are not in "
+            f"the dataset (its label sets: {list(Y_dict)})."
+        )
+
+
+class Payload:
     """A data loader plus ``labels_to_tasks = {label set: task name}``.
 
     Args:
@@ -26,21 +47,9 @@ class Payload(object):
     """
 
     def __init__(
-        self, name: str, data_loader, labels_to_tasks: Dict[str, str], split: str
-    ):
-        if not isinstance(labels_to_tasks, dict):
-            raise ValueError(
-                "labels_to_tasks must be a dict {label set: task name}; found "
-                f"{type(labels_to_tasks).__name__}."
-            )
-        Y_dict = getattr(data_loader.dataset, "Y_dict", None)
-        if Y_dict is not None:
-            missing = [label for label in labels_to_tasks if label not in Y_dict]
-            if missing:
-                raise ValueError(
-                    f"Payload {name!r}: label set(s) {missing} of labels_to_tasks are "
-                    f"not in the dataset (its label sets: {list(Y_dict)})."
-                )
+        self, name: str, data_loader: Any, labels_to_tasks: Dict[str, str], split: str
+    ) -> None:
+        _check_label_sets(name, data_loader, labels_to_tasks)
         self.name = name
         self.data_loader = data_loader
         self.labels_to_tasks = labels_to_tasks

@@ -31,7 +31,12 @@ from metal.mmtl.metal_model import score_payload
 from metal.mmtl.mmtl_logger import Logger
 from metal.mmtl.schedulers import batch_schedulers
 from metal.mmtl.task_scheduler import ProportionalScheduler
-from metal.run import Run, from_trainer_config, from_trainer_defaults
+from metal.run import (
+    Run,
+    from_trainer_config,
+    from_trainer_defaults,
+    optimizer_config_defaults,
+)
 from metal.utils import recursive_merge_dicts, set_seed
 
 logger = logging.getLogger(__name__)
@@ -220,13 +225,7 @@ trainer_defaults = {
     "n_epochs": 1,
     "l2": 0.0,
     "grad_clip": 1.0,
-    "optimizer_config": {
-        "optimizer": "adam",
-        "optimizer_common": {"lr": 0.01},
-        "sgd_config": {"momentum": 0.9},
-        "adam_config": {"betas": (0.9, 0.999)},
-        "rmsprop_config": {},
-    },
+    "optimizer_config": optimizer_config_defaults("adam"),
     "lr_scheduler": None,
     "lr_scheduler_config": {
         "warmup_steps": 0.0,

@@ -45,33 +45,18 @@ class MTClassifier(Classifier):
         """A list of ``t`` arrays ``[n, K_s]`` of per-task class probabilities."""
         raise NotImplementedError
 
-    def predict(
-        self,
-        X: Any,
-        break_ties: Union[str, int] = "random",
-        return_probs: bool = False,
-        **kwargs: Any,
-    ) -> Union[TaskArrays, Tuple[TaskArrays, TaskArrays]]:
-        """Hard per-task labels from ``predict_proba``.
-
-        Args:
-            X: the items (whatever ``predict_proba`` accepts).
-            break_ties: ``"random"``, ``"abstain"`` (label 0) or an int label,
-                applied within each task.
-            return_probs: also return the probabilities.
-
-        Returns:
-            a list of ``t`` int64 arrays ``[n]`` in ``1..K_s`` (and the list of
-            probability arrays when ``return_probs``).
-        """
-        Y_s = self.predict_proba(X, **kwargs)
+    def _resolve(
+        self, Y_s: Any, break_ties: Union[str, int]
+    ) -> Tuple[TaskArrays, TaskArrays]:
+        """Per-task labels ``[n]`` (ties broken within each task) and the list
+        of probabilities ``predict_proba`` returned."""
         if not isinstance(Y_s, list) or not Y_s or not isinstance(Y_s[0], np.ndarray):
             raise ValueError(
                 "predict_proba of a multi-task model must return a list of NumPy "
                 f"arrays (one per task); it returned {type(Y_s).__name__}."
             )
         Y_p = [self._break_ties(Y_ts, break_ties).astype(np.int64) for Y_ts in Y_s]
-        return (Y_p, Y_s) if return_probs else Y_p
+        return Y_p, Y_s
 
     def predict_task(
         self,
