@@ -84,22 +84,23 @@ def _coverage(gold, pred, probs, convention) -> float:
     return float(np.count_nonzero(pred != convention.no_label) / pred.size)
 
 
-def _precision(gold, pred, probs, convention, pos_label=None) -> float:
-    if gold.size == 0:
-        return 0.0
-    _binary_labels_only("precision", gold, pred, convention)
-    pos = convention.positive if pos_label is None else pos_label
-    is_gold, is_pred = _positives(gold, pred, pos)
-    return float(skm.precision_score(is_gold, is_pred, zero_division=0))
+def _one_class_score(score: Callable[..., float], name: str) -> Callable[..., float]:
+    """A metric scoring the class ``pos_label`` (the convention's positive class
+    by default) against the rest with ``score`` (sklearn's precision/recall)."""
+
+    def metric(gold, pred, probs, convention, pos_label=None) -> float:
+        if gold.size == 0:
+            return 0.0
+        _binary_labels_only(name, gold, pred, convention)
+        pos = convention.positive if pos_label is None else pos_label
+        is_gold, is_pred = _positives(gold, pred, pos)
+        return float(score(is_gold, is_pred, zero_division=0))
+
+    return metric
 
 
-def _recall(gold, pred, probs, convention, pos_label=None) -> float:
-    if gold.size == 0:
-        return 0.0
-    _binary_labels_only("recall", gold, pred, convention)
-    pos = convention.positive if pos_label is None else pos_label
-    is_gold, is_pred = _positives(gold, pred, pos)
-    return float(skm.recall_score(is_gold, is_pred, zero_division=0))
+_precision = _one_class_score(skm.precision_score, "precision")
+_recall = _one_class_score(skm.recall_score, "recall")
 
 
 def _check_beta(beta) -> float:

@@ -15,26 +15,7 @@ from metal.callbacks import (
     check_log_unit,
     valid_every_logs,
 )
-
-
-class FakeTimer:
-    """A Timer whose clock the test sets through ``now``."""
-
-    def __init__(self, now=0.0):
-        self.now = now
-        self.reset()
-
-    def reset(self):
-        self.start = self.click = self.now
-
-    def update(self):
-        self.click = self.now
-
-    def elapsed(self):
-        return self.now - self.click
-
-    def total_elapsed(self):
-        return self.now - self.start
+from tests.logging.test_logger import FakeTimer
 
 
 class TestCheckLogUnit(unittest.TestCase):

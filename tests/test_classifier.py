@@ -87,7 +87,9 @@ class EstimatorBaseTestCase(unittest.TestCase):
         self.assertEqual((loaded.k, loaded.seed), (3, 5))
 
 
-class ClassifierPredictionTestCase(unittest.TestCase):
+class DataTestCase(unittest.TestCase):
+    """The ``make_data`` splits, with one torch thread (restored after)."""
+
     @classmethod
     def setUpClass(cls):
         cls.threads = torch.get_num_threads()
@@ -98,6 +100,8 @@ class ClassifierPredictionTestCase(unittest.TestCase):
     def tearDownClass(cls):
         torch.set_num_threads(cls.threads)
 
+
+class ClassifierPredictionTestCase(DataTestCase):
     def test_predict_and_break_ties(self):
         em = EndModel([2, 10, 2], verbose=False, seed=1, checkpoint=False)
         em.train_model(self.train, n_epochs=3)

@@ -24,7 +24,7 @@ from metal.training import (
     _restore_saved_config,
 )
 from metal.utils import recursive_merge_dicts
-from tests.test_classifier import DATA_CODE, REPO, RunsCode, make_data
+from tests.test_classifier import DATA_CODE, REPO, DataTestCase, RunsCode, make_data
 
 
 class TinyClassifier(TrainingMixin, Classifier):
@@ -52,17 +52,7 @@ class OwnL2Classifier(TinyClassifier):
     implements_l2 = True
 
 
-class ClassifierTrainingTestCase(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.threads = torch.get_num_threads()
-        torch.set_num_threads(1)
-        cls.train, cls.valid, cls.test = make_data()
-
-    @classmethod
-    def tearDownClass(cls):
-        torch.set_num_threads(cls.threads)
-
+class ClassifierTrainingTestCase(DataTestCase):
     def setUp(self):
         self.tmp = tempfile.TemporaryDirectory()
 

@@ -19,10 +19,10 @@ class FakeWriter:
 
 
 class FakeTimer:
-    """A Timer whose clock is set by the test."""
+    """A Timer whose clock is set by the test (through ``now``)."""
 
-    def __init__(self):
-        self.now = 0.0
+    def __init__(self, now=0.0):
+        self.now = now
         self.reset()
 
     def reset(self):
