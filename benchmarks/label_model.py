@@ -14,6 +14,11 @@ Targets (from the project's issue):
   * Real data (YouTube spam with our labeling functions; tennis rally votes):
     label model vs majority vote.
   * Snorkel's LabelModel side by side when ``snorkel`` is installed (optional).
+  * Input forms of L (n=1,000,000, m=50, k=2): int64, int32, float64, scipy CSR,
+    CSC and COO, and a torch int64 tensor each take at most 1.5x the int8
+    form's fit + predict (one thread), with identical mu and probabilities.
+  * Under load: the fit of int8 and int64 L with one busy competing process
+    slows in proportion to the lost CPU (at most 2x on two cores), not 10x.
 
 Usage: ``python benchmarks/label_model.py [--quick]`` (``--quick`` shrinks n).
 """
@@ -166,6 +171,103 @@ def scenario_synthetic(n, m, k, coverage, repeats, reference):
     return result
 
 
+def label_matrix_forms(L):
+    """The documented input forms of the int8 label matrix ``L`` (name -> value)."""
+    import scipy.sparse as sparse
+    import torch
+
+    return {
+        "int8": L,
+        "int64": L.astype(np.int64),
+        "int32": L.astype(np.int32),
+        "float64": L.astype(np.float64),
+        "scipy CSR": sparse.csr_matrix(L),
+        "scipy CSC": sparse.csc_matrix(L),
+        "scipy COO": sparse.coo_matrix(L),
+        "torch int64": torch.from_numpy(L.astype(np.int64)),
+    }
+
+
+def scenario_input_forms(n, m, k, coverage, repeats):
+    """Fit + predict of every input form of the same L on one thread, timed
+    interleaved (each round visits every form, in a rotated order; best of
+    ``repeats`` rounds), and whether each gives exactly the int8 form's mu,
+    probabilities and labels."""
+    import torch
+
+    from metal.label_model import LabelModel
+
+    torch.set_num_threads(1)
+    L, _ = make_label_matrix(n, m, k, coverage)
+    forms = label_matrix_forms(L)
+    warm = label_matrix_forms(make_label_matrix(20_000, m, k, coverage, seed=1)[0])
+
+    def fit_predict(X):
+        model = LabelModel(k=k, verbose=False)
+        model.train_model(X, seed=0)
+        labels, probs = model.predict(X, break_ties="first", return_probs=True)
+        return model.mu.detach().numpy().copy(), probs, labels
+
+    for X in warm.values():
+        fit_predict(X)
+    names = list(forms)
+    best = {name: float("inf") for name in names}
+    identical, reference = {}, None
+    for round_ in range(repeats):
+        shift = round_ % len(names)
+        for name in names[shift:] + names[:shift]:
+            start = time.perf_counter()
+            result = fit_predict(forms[name])
+            best[name] = min(best[name], time.perf_counter() - start)
+            if round_ == 0:
+                if reference is None:
+                    reference = fit_predict(forms["int8"])
+                identical[name] = all(
+                    np.array_equal(a, b) for a, b in zip(result, reference)
+                )
+    return {"seconds": best, "identical": identical}
+
+
+def scenario_under_load(n, m, k, coverage, repeats):
+    """``train_model`` (validation, the statistics pass building O, the solve)
+    of int8 and int64 L with torch's default threads, quiet and with one busy
+    competing process, interleaved (best of ``repeats``)."""
+    import torch
+
+    from metal.label_model import LabelModel
+
+    threads = torch.get_num_threads()
+    L, _ = make_label_matrix(n, m, k, coverage)
+    forms = {"int8": L, "int64": L.astype(np.int64)}
+
+    def fit(X):
+        LabelModel(k=k, verbose=False).train_model(X, seed=0)
+
+    fit(L[:20_000])
+    best = {(name, load): float("inf") for name in forms for load in (0, 1)}
+    for _ in range(repeats):
+        for load in (0, 1):
+            busy = None
+            if load:
+                busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+                time.sleep(0.2)
+            try:
+                for name, X in forms.items():
+                    start = time.perf_counter()
+                    fit(X)
+                    elapsed = time.perf_counter() - start
+                    best[name, load] = min(best[name, load], elapsed)
+            finally:
+                if busy is not None:
+                    busy.kill()
+                    busy.wait()
+    return {
+        "threads": threads,
+        "cpus": os.cpu_count(),
+        "seconds": {f"{name}/{load}": t for (name, load), t in best.items()},
+    }
+
+
 def scenario_snorkel(n, m, k, coverage):
     """Snorkel's LabelModel on the same data (labels shifted to its -1 abstain)."""
     try:
@@ -230,6 +332,10 @@ def run_child(args):
     kind = spec.pop("kind")
     if kind == "synthetic":
         result = scenario_synthetic(**spec)
+    elif kind == "forms":
+        result = scenario_input_forms(**spec)
+    elif kind == "load":
+        result = scenario_under_load(**spec)
     elif kind == "snorkel":
         result = scenario_snorkel(**spec)
     else:
@@ -248,6 +354,41 @@ def run_in_subprocess(spec):
 
 def verdict(ok):
     return "PASS" if ok else "FAIL"
+
+
+def print_input_forms(n, repeats):
+    spec = dict(n=n, m=50, k=2, coverage=0.25, repeats=repeats)
+    forms = run_in_subprocess(dict(kind="forms", **spec))
+    seconds, identical = forms["seconds"], forms["identical"]
+    base = seconds["int8"]
+    print(
+        f"\n[input forms of L, n={n:,}, m=50, k=2: fit + predict, one thread, "
+        f"best of {repeats} interleaved rounds]\n"
+        f"  {'form':12s} {'seconds':>8s} {'/ int8':>7s}  same mu, probs, labels"
+    )
+    for name, t in seconds.items():
+        ratio = t / base
+        target = f"  (target <= 1.5x: {verdict(ratio <= 1.5)})"
+        print(
+            f"  {name:12s} {t:8.3f} {ratio:6.2f}x  "
+            f"{'yes' if identical[name] else 'NO'}{'' if name == 'int8' else target}"
+        )
+    print(f"  identical results in every form: {verdict(all(identical.values()))}")
+
+    load = run_in_subprocess(dict(kind="load", **spec))
+    t = load["seconds"]
+    print(
+        f"\n[fit (validation + statistics pass + solve) under load: one busy "
+        f"process on {load['cpus']} CPUs, torch threads={load['threads']}, best of "
+        f"{repeats}]"
+    )
+    for name in ("int8", "int64"):
+        quiet, busy = t[f"{name}/0"], t[f"{name}/1"]
+        slowdown = busy / quiet
+        print(
+            f"  {name:6s} quiet {quiet:.3f} s, loaded {busy:.3f} s -> "
+            f"{slowdown:.2f}x (target <= 2x: {verdict(slowdown <= 2)})"
+        )
 
 
 def main():
@@ -333,6 +474,8 @@ def main():
             f" vs majority vote {res['acc_majority_vote']:.4f}; peak "
             f"{res['peak_above_data_gb']:.3f} GB above the data"
         )
+
+    print_input_forms(n1, repeats=2 if args.quick else 3)
 
     snorkel = run_in_subprocess(dict(kind="snorkel", n=n1, m=50, k=2, coverage=0.25))
     if "skipped" in snorkel:

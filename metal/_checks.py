@@ -4,7 +4,8 @@ Every function raises ``ValueError`` naming the argument, what was expected and
 what was found; the ``is_*`` predicates only answer. Label matrices are returned
 in a compact canonical form: a dense NumPy array of a narrow integer dtype, or a
 CSR matrix with the same data dtype and no stored zeros. Neither form is ever
-expanded to a float one-hot.
+expanded to a float one-hot; a wide input is checked and narrowed in blocks, and
+a sparse one is never densified.
 
 The checks, by kind:
 
@@ -42,6 +43,14 @@ FloatArrayLike = Union[float, np.ndarray, torch.Tensor, Sequence[float]]
 
 # Rows per chunk when label matrices are processed piecewise.
 CHUNK_ROWS = 65536
+
+# Bytes of a dense label matrix (or of a sparse one's entries) read per block
+# while it is validated and narrowed: a block and its temporaries stay in the
+# core's cache, and a wide input (int64, float64) is never copied whole.
+_BLOCK_BYTES = 1 << 20
+
+# Rows per block when a CSC label matrix is transposed to CSR.
+CSC_BLOCK_ROWS = 8192
 
 # Rows compared at once against a feasible set (bounds the [rows, k, t] mask).
 FEASIBLE_CHUNK_ROWS = 16384
@@ -307,31 +316,59 @@ def _narrow_int_dtype(max_value: int) -> np.dtype:
     return np.dtype(np.int64)
 
 
-def _check_values(values: np.ndarray, name: str, k: Optional[int]) -> int:
-    """Check that ``values`` are finite non-negative integers (<= k); return max."""
-    if values.size == 0:
-        return 0
+def _blocks(values: np.ndarray) -> Iterator[slice]:
+    """Consecutive slices of the first axis of ``values``, each of about
+    ``_BLOCK_BYTES`` (at least one row)."""
+    row_bytes = values.itemsize * int(np.prod(values.shape[1:], dtype=np.int64))
+    step = max(1, _BLOCK_BYTES // max(row_bytes, 1))
+    for start in range(0, values.shape[0], step):
+        yield slice(start, start + step)
+
+
+def _numeric(values: np.ndarray, name: str) -> np.ndarray:
+    """``values`` (booleans viewed as ``uint8``) if it is numeric."""
     if values.dtype.kind == "b":
-        values = values.view(np.uint8)
+        return values.view(np.uint8)
     if values.dtype.kind not in "iuf":
         raise ValueError(
             f"{name} must hold numeric labels in {{0, 1, ..., k}}; found dtype "
             f"{values.dtype}."
         )
-    if values.dtype.kind == "f":
-        if not np.all(np.isfinite(values)):
-            raise ValueError(
-                f"{name} must hold integer labels in {{0, 1, ..., k}}; found NaN or "
-                "infinite entries."
-            )
-        fractional = values != np.floor(values)
-        if fractional.any():
-            bad = values[fractional].flat[0]
-            raise ValueError(
-                f"{name} must hold integer labels in {{0, 1, ..., k}}; found the "
-                f"fractional value {bad}."
-            )
-    lo, hi = values.min(), values.max()
+    return values
+
+
+def _check_values(values: np.ndarray, name: str, k: Optional[int]) -> int:
+    """Check that ``values`` are finite non-negative integers (<= k); return the
+    largest.
+
+    Read block by block (no temporaries of the whole array). Of several
+    problems the first in the order non-finite, fractional, negative, larger
+    than k is reported; a fractional value is the first one in row-major order.
+    """
+    if values.size == 0:
+        return 0
+    values = _numeric(values, name)
+    lo = hi = fractional = None
+    for block in _blocks(values):
+        part = values[block]
+        if part.dtype.kind == "f":
+            if not np.isfinite(part).all():
+                raise ValueError(
+                    f"{name} must hold integer labels in {{0, 1, ..., k}}; found "
+                    "NaN or infinite entries."
+                )
+            if fractional is None:
+                bad = part != np.floor(part)
+                if bad.any():
+                    fractional = part[bad][0]
+        part_lo, part_hi = part.min(), part.max()
+        lo = part_lo if lo is None else min(lo, part_lo)
+        hi = part_hi if hi is None else max(hi, part_hi)
+    if fractional is not None:
+        raise ValueError(
+            f"{name} must hold integer labels in {{0, 1, ..., k}}; found the "
+            f"fractional value {fractional}."
+        )
     if lo < 0:
         hint = (
             " (-1 is an abstain in other libraries; MeTaL uses 0 for abstain and "
@@ -352,35 +389,123 @@ def _check_values(values: np.ndarray, name: str, k: Optional[int]) -> int:
     return int(hi)
 
 
+def _copy_labels(part: np.ndarray, out: np.ndarray, limit: int) -> Optional[Any]:
+    """Copy the block ``part`` into ``out`` (a narrow integer dtype) if it holds
+    only integers in ``0..limit``; return its minimum, or None if it does not
+    (NaN fails both bounds, a fractional value fails the round trip)."""
+    lo, hi = part.min(), part.max()
+    if not (lo >= 0 and hi <= limit):
+        return None
+    np.copyto(out, part, casting="unsafe")
+    if part.dtype.kind == "f" and not np.array_equal(out, part):
+        return None
+    return lo
+
+
+def _narrow_labels(
+    values: np.ndarray, name: str, k: Optional[int]
+) -> Tuple[np.ndarray, bool]:
+    """Validate labels (a dense label matrix, or the stored entries of a sparse
+    one) and return them in the narrowest integer dtype holding ``0..k`` (or
+    their maximum when ``k`` is None), with whether any of them is 0.
+
+    An array already of that dtype is returned as is. Any other is validated
+    and cast block by block into a new array, so a wide input (int64, float64)
+    is read once and never copied whole; a block that fails (a bad value, or
+    without ``k`` labels too large for int8) sends the whole array through
+    ``_check_values``, which raises the error or gives the largest label.
+    """
+    if values.size == 0:
+        dtype = _narrow_int_dtype(k or 0)
+        return (values if values.dtype == dtype else values.astype(dtype)), False
+    values = _numeric(values, name)
+    dtype = _narrow_int_dtype(k or 0)
+    limit = k if k is not None else np.iinfo(dtype).max
+    if values.dtype == dtype:
+        lo, hi = values.min(), values.max()
+        if lo >= 0 and hi <= limit:
+            return values, bool(lo == 0)
+    else:
+        out = np.empty(values.shape, dtype)
+        lows = []
+        for block in _blocks(values):
+            lo = _copy_labels(values[block], out[block], limit)
+            if lo is None:
+                break
+            lows.append(lo)
+        else:
+            return out, bool(min(lows) == 0)
+    hi = _check_values(values, name, k)
+    dtype = _narrow_int_dtype(max(hi, k or 0))
+    out = values
+    if values.dtype != dtype:
+        out = np.empty(values.shape, dtype)
+        for block in _blocks(values):
+            np.copyto(out[block], values[block], casting="unsafe")
+    return out, bool(np.count_nonzero(out) < out.size)
+
+
+def _tensor_label_matrix(
+    L: torch.Tensor, name: str
+) -> Union[np.ndarray, sparse.spmatrix]:
+    """A tensor (any device) as a NumPy array (a view of a dense CPU tensor) or,
+    for a sparse layout, a scipy.sparse matrix (never densified)."""
+    L = L.detach().cpu()
+    if L.layout == torch.strided:
+        return _tensor_array(L)
+    if L.dim() != 2:
+        raise ValueError(f"{name} must be 2-D [n, m]; found shape {tuple(L.shape)}.")
+    shape = tuple(L.shape)
+    if L.layout == torch.sparse_csr:
+        parts = (L.values(), L.col_indices(), L.crow_indices())
+        parts = tuple(_tensor_array(part, for_scipy=True) for part in parts)
+        return sparse.csr_matrix(parts, shape=shape)
+    if L.layout == torch.sparse_csc:
+        parts = (L.values(), L.row_indices(), L.ccol_indices())
+        parts = tuple(_tensor_array(part, for_scipy=True) for part in parts)
+        return sparse.csc_matrix(parts, shape=shape)
+    L = L.to_sparse_coo().coalesce()
+    rows, cols = L.indices().numpy()
+    values = _tensor_array(L.values(), for_scipy=True)
+    out = sparse.coo_matrix((values, (rows, cols)), shape=shape)
+    out.has_canonical_format = True  # coalesced: row-major, no duplicates
+    return out
+
+
+def _tensor_array(values: torch.Tensor, for_scipy: bool = False) -> np.ndarray:
+    """A dense CPU tensor as NumPy (a view); bfloat16 (which NumPy lacks) and,
+    ``for_scipy``, float16 (which scipy.sparse lacks) as float32, exact for
+    labels."""
+    if values.dtype == torch.bfloat16 or (for_scipy and values.dtype == torch.float16):
+        values = values.float()
+    return values.numpy()
+
+
 def check_label_matrix(
     L, name: str = "L", k: Optional[int] = None, allow_empty: bool = False
 ) -> LabelMatrix:
     """Validate a label matrix ``[n, m]`` with entries in ``{0, 1, ..., k}``.
 
     Accepts dense NumPy arrays (any integer dtype or integral floats), any
-    scipy.sparse format, torch tensors and nested lists.
+    scipy.sparse format, torch tensors (dense or sparse) and nested lists.
 
     Returns:
         a dense array of the narrowest integer dtype that holds the labels, or a
-        CSR matrix with such data and no explicitly stored zeros.
+        CSR matrix with such data, sorted indices and no explicitly stored zeros
+        (duplicate entries of the input summed). A dense array already of that
+        dtype is returned as is, and a sparse result may share its index arrays
+        with the input. Wide inputs are validated and narrowed block by block;
+        a sparse input is never densified.
     """
     if L is None:
         raise ValueError(f"{name} must be a label matrix of shape [n, m]; found None.")
     if isinstance(L, torch.Tensor):
-        L = _tensor_to_numpy(L)
+        L = _tensor_label_matrix(L, name)
     if sparse.issparse(L):
         if L.ndim != 2:
             raise ValueError(f"{name} must be 2-D [n, m]; found shape {L.shape}.")
-        L = sparse.csr_matrix(L)
         _check_shape(L.shape, name, allow_empty)
-        hi = _check_values(L.data, name, k)
-        dtype = _narrow_int_dtype(max(hi, k or 0))
-        out = sparse.csr_matrix(
-            (L.data.astype(dtype), L.indices, L.indptr), shape=L.shape, copy=True
-        )
-        out.eliminate_zeros()
-        out.sort_indices()
-        return out
+        return _sparse_label_matrix(L, name, k)
     try:
         arr = np.asarray(L)
     except Exception as exc:  # ragged nested lists and the like
@@ -399,11 +524,7 @@ def check_label_matrix(
             f"shape {arr.shape}. For a single source use L.reshape(-1, 1)."
         )
     _check_shape(arr.shape, name, allow_empty)
-    hi = _check_values(arr, name, k)
-    dtype = _narrow_int_dtype(max(hi, k or 0))
-    if arr.dtype == dtype:
-        return arr
-    return arr.astype(dtype)
+    return _narrow_labels(arr, name, k)[0]
 
 
 def _check_shape(shape, name: str, allow_empty: bool) -> None:
@@ -414,14 +535,140 @@ def _check_shape(shape, name: str, allow_empty: bool) -> None:
         )
 
 
+def _sparse_label_matrix(
+    L: sparse.spmatrix, name: str, k: Optional[int]
+) -> sparse.csr_matrix:
+    """The canonical CSR form of a sparse label matrix of any format.
+
+    The stored entries are validated and narrowed first (before any index is
+    moved) when the format has no duplicate entries; a CSC matrix is then
+    transposed to CSR in row blocks (see ``_csc_to_csr``). Other formats, and
+    inputs with duplicates, go through scipy's own conversion, which sums the
+    duplicates.
+    """
+    if L.format == "csc" and L.has_canonical_format:
+        data, zeros = _narrow_labels(L.data, name, k)
+        if zeros:
+            L = sparse.csc_matrix((data, L.indices, L.indptr), shape=L.shape)
+            L = _without_zeros(L)
+            data = L.data
+        return _csc_to_csr(L.indptr, L.indices, data, L.shape)
+    if L.format == "coo" and L.has_canonical_format:
+        # canonical COO: entries in row-major order, so already CSR's order
+        data, zeros = _narrow_labels(L.data, name, k)
+        rows, cols = L.row, L.col
+        if zeros:
+            keep = data != 0
+            data, rows, cols = data[keep], rows[keep], cols[keep]
+        index_dtype = np.int32 if max(L.shape + (len(data),)) < 2**31 else np.int64
+        indptr = np.zeros(L.shape[0] + 1, dtype=index_dtype)
+        np.cumsum(np.bincount(rows, minlength=L.shape[0]), out=indptr[1:])
+        indices = cols.astype(index_dtype, copy=False)
+        out = sparse.csr_matrix((data, indices, indptr), shape=L.shape, copy=False)
+        out.has_canonical_format = True
+        return out
+    if L.format != "csr":
+        L = L.tocsr()
+    if not L.has_canonical_format:
+        L = L.copy()
+        L.sum_duplicates()
+    data, zeros = _narrow_labels(L.data, name, k)
+    out = sparse.csr_matrix((data, L.indices, L.indptr), shape=L.shape, copy=False)
+    if zeros:
+        out = _without_zeros(out)
+    out.has_canonical_format = True
+    return out
+
+
+def _without_zeros(L: sparse.spmatrix) -> sparse.spmatrix:
+    """A copy of a CSR/CSC matrix without its explicitly stored zeros."""
+    L = L.copy()
+    L.eliminate_zeros()
+    return L
+
+
+def _csc_to_csr(
+    indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, shape: Tuple[int, int]
+) -> sparse.csr_matrix:
+    """The CSR form of a canonical CSC matrix (sorted row indices, no
+    duplicates), transposed in blocks of ``CSC_BLOCK_ROWS`` rows.
+
+    scipy's ``tocsr`` scatters the entries of each column across the whole
+    output (a cache miss per entry); here each block gathers its run of every
+    column (the runs found once by binary search) and is transposed by scipy
+    within the cache, about twice as fast.
+    """
+    n, m = shape
+    edges = np.append(np.arange(0, n, CSC_BLOCK_ROWS), n)
+    # bounds[j, b]: index of the first entry of column j in a row >= edges[b].
+    bounds = np.empty((m, len(edges)), dtype=np.int64)
+    for j in range(m):
+        start, stop = indptr[j], indptr[j + 1]
+        bounds[j] = start + np.searchsorted(indices[start:stop], edges)
+    index_dtype = indices.dtype
+    out_indptr = np.empty(n + 1, dtype=index_dtype)
+    out_indptr[0] = 0
+    out_indices = np.empty(len(data), dtype=index_dtype)
+    out_data = np.empty(len(data), dtype=data.dtype)
+    column_ptr = np.zeros(m + 1, dtype=index_dtype)
+    done = 0
+    for b in range(len(edges) - 1):
+        lo, hi = edges[b], edges[b + 1]
+        first, last = bounds[:, b], bounds[:, b + 1]
+        np.cumsum(last - first, out=column_ptr[1:])
+        rows = _runs(indices, first, last, column_ptr)
+        rows -= lo
+        values = _runs(data, first, last, column_ptr)
+        block = sparse.csc_matrix((values, rows, column_ptr), shape=(hi - lo, m))
+        block = block.tocsr()
+        total = block.nnz
+        out_indices[done : done + total] = block.indices
+        out_data[done : done + total] = block.data
+        out_indptr[lo + 1 : hi + 1] = block.indptr[1:] + done
+        done += total
+    out = sparse.csr_matrix((out_data, out_indices, out_indptr), shape=shape)
+    out.has_canonical_format = True
+    return out
+
+
+def _runs(
+    values: np.ndarray, first: np.ndarray, last: np.ndarray, offsets: np.ndarray
+) -> np.ndarray:
+    """``values[first[j]:last[j]]`` for every j, concatenated (a new array);
+    ``offsets`` is the cumulative sum of the run lengths, starting at 0."""
+    if len(first) <= 256:  # few runs: copy the slices
+        return np.concatenate(
+            [values[a:b] for a, b in zip(first.tolist(), last.tolist())]
+        )
+    where = np.repeat(first - offsets[:-1], last - first)
+    where += np.arange(int(offsets[-1]))
+    return values[where]
+
+
 def iter_dense_chunks(
     L: LabelMatrix, chunk_rows: int = CHUNK_ROWS
 ) -> Iterator[np.ndarray]:
-    """Yield consecutive row blocks of a canonical label matrix as dense arrays."""
+    """Yield consecutive row blocks of a canonical label matrix as dense arrays
+    (views of a dense matrix; new arrays filled from a CSR matrix's rows, so
+    only one block is ever dense)."""
     n = L.shape[0]
+    if not sparse.issparse(L):
+        for start in range(0, n, chunk_rows):
+            yield np.asarray(L[start : start + chunk_rows])
+        return
+    if L.format != "csr":
+        L = L.tocsr()
+    indptr, indices, data = L.indptr, L.indices, L.data
+    m = L.shape[1]
     for start in range(0, n, chunk_rows):
-        block = L[start : start + chunk_rows]
-        yield block.toarray() if sparse.issparse(block) else np.asarray(block)
+        stop = min(start + chunk_rows, n)
+        lo, hi = indptr[start], indptr[stop]
+        block = sparse.csr_matrix(
+            (data[lo:hi], indices[lo:hi], indptr[start : stop + 1] - lo),
+            shape=(stop - start, m),
+            copy=False,
+        )
+        yield block.toarray(out=np.zeros((stop - start, m), dtype=data.dtype))
 
 
 # =========================================================== label vectors

@@ -39,11 +39,7 @@ from metal.analysis import confusion_matrix
 from metal.labels import ONE_BASED, TIE_TOLERANCE
 from metal.labels import break_ties as resolve_ties
 from metal.metrics import METRICS, metric_score
-from metal.utils import (
-    _resolve_device,
-    recursive_merge_dicts,
-    set_seed,
-)
+from metal.utils import _resolve_device, merge_config, set_seed
 
 _SAVE_FORMAT = "snorkel-metal/1"
 # The entries every saved model file holds.
@@ -119,11 +115,10 @@ class Classifier(nn.Module):
     def update_config(self, update_dict: Dict[str, Any]) -> None:
         """Merge ``update_dict`` (nested, or flat leaf names) into the config.
 
-        Raises ``ValueError`` naming any key that is not part of the config.
+        A key that is not part of the config has no effect: it is dropped with
+        a ``UserWarning`` naming it (MeTaL printed a notice).
         """
-        self.config = recursive_merge_dicts(
-            self.config, update_dict, misses="exception", verbose=False
-        )
+        self.config = merge_config(self.config, update_dict, type(self).__name__)
 
     def _record_init_kwargs(self, **kwargs: Any) -> None:
         """Remember constructor arguments so ``load`` can rebuild the model.

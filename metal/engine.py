@@ -25,6 +25,7 @@ running losses, when to log and to validate, the progress bar and the state a
 checkpoint needs to resume exactly. It returns a ``TrainingResult``.
 """
 
+import math
 import random
 import warnings
 from dataclasses import dataclass, field
@@ -44,7 +45,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from metal._checks import check_choice, check_int
+from metal._checks import check_choice, check_int, is_number
 from metal._data import first_dim_size
 from metal._io import plain_number
 from metal.callbacks import Callback, Progress, check_log_unit, valid_every_logs
@@ -196,7 +197,17 @@ def build_optimizer(
         return torch.optim.SparseAdam(params, **kwargs)
     if l2 or "weight_decay" not in kwargs:
         kwargs["weight_decay"] = l2
-    return _TORCH_OPTIMIZERS[name](params, **kwargs)
+    lr = kwargs.get("lr", 0.0)
+    finite = is_number(lr) and math.isfinite(lr) and lr >= 0
+    if not (finite or isinstance(lr, torch.Tensor)):
+        raise ValueError(f"lr must be a finite number >= 0; found {lr!r}.")
+    try:
+        return _TORCH_OPTIMIZERS[name](params, **kwargs)
+    except (TypeError, ValueError) as exc:
+        # torch's own checks (e.g. "Invalid beta parameter"), with the settings.
+        raise ValueError(
+            f"The {name} optimizer rejects the settings {kwargs}: {exc}"
+        ) from None
 
 
 def _check_sparse_gradients_only(model: nn.Module) -> None:

@@ -77,6 +77,7 @@ __all__ = [
     "WriterSpec",
     "build_checkpointer",
     "build_writer",
+    "finish_writer",
     "from_train_config",
     "from_trainer_config",
     "from_trainer_defaults",
@@ -518,7 +519,7 @@ class Run:
         if ckpt is not None:
             self._clean_up_checkpoints(ckpt, spec.cleanup, spec.verbose)
         if writer is not None:
-            _finish_writer(writer, config, metrics)
+            finish_writer(writer, config, metrics)
             if spec.copy_best_to_writer and model is not None and log_dir is not None:
                 path = os.path.join(log_dir, "model.pth")
                 atomic_torch_save({"model": model.state_dict()}, path)
@@ -537,8 +538,9 @@ class Run:
                 ckpt.clean_up()
 
 
-def _finish_writer(writer: Any, config: Any, metrics: Optional[Dict[str, Any]]):
-    """End a writer's run; duck-typed writers get what they support."""
+def finish_writer(writer: Any, config: Any, metrics: Optional[Dict[str, Any]]):
+    """End a writer's run, writing ``config`` and ``metrics`` when given;
+    duck-typed writers get what they support."""
     finish = getattr(writer, "finish", None)
     if callable(finish):
         finish(config=config, metrics=metrics)

@@ -9,7 +9,10 @@ Label conventions used throughout ``metal``:
 
 import argparse
 import copy
+import difflib
+import os
 import random
+import sys
 import warnings
 from collections.abc import Mapping
 from typing import Any, Callable, Dict, List, Optional, Sequence, Union
@@ -33,6 +36,7 @@ __all__ = [
     "recursive_transform",
     "add_flags_from_config",
     "recursive_merge_dicts",
+    "merge_config",
     "split_data",
     "padded_tensor",
     "warnings_given",
@@ -281,36 +285,20 @@ def recursive_merge_dicts(x: dict, y: dict, misses: str = "report", verbose=None
     Keys of ``y`` may be given flat: a key missing at the current level of ``x``
     is looked up depth-first (insertion order) in its nested dicts, and the first
     dict containing it receives the value. Keys found nowhere are handled by
-    ``misses``: ``"insert"`` (add at the top level), ``"exception"`` (raise
-    ``ValueError``), ``"report"`` (print a message) or ``"ignore"``.
+    ``misses``: ``"insert"`` (add at the level being merged, the top level for a
+    flat key), ``"exception"`` (raise ``ValueError``), ``"report"`` (print a
+    message) or ``"ignore"``.
 
     Values from ``y`` are inserted by reference. Overwriting a dict with a
     non-dict raises ``ValueError``; an empty dict replaces the existing dict.
     """
     check_choice(misses, ("insert", "exception", "report", "ignore"), "misses")
-    if not isinstance(x, Mapping) or not isinstance(y, Mapping):
-        raise ValueError(
-            f"recursive_merge_dicts expects two dicts; found {type(x).__name__} "
-            f"and {type(y).__name__}."
-        )
-    if verbose is None:
-        verbose = y.get("verbose", x.get("verbose", 1))
-    if verbose is None:
-        verbose = 1
-    z = copy.deepcopy(x)
-    _merge_into(z, y, misses, verbose)
-    return z
+    verbose = _merge_verbosity(x, y, verbose)
 
-
-def _merge_into(x: dict, y: Mapping, misses: str, verbose) -> None:
-    for key, value in y.items():
-        if _update_key(x, key, value, misses, verbose):
-            continue
-        if _update_nested(x, key, value, misses, verbose):
-            continue
+    def missed(level: dict, key: Any, value: Any) -> None:
         message = f"Could not find kwarg '{key}' in destination dict."
         if misses == "insert":
-            x[key] = value
+            level[key] = value
             if verbose > 1:
                 print(f"Added {key}: {value} to destination dict.")
         elif misses == "exception":
@@ -320,8 +308,129 @@ def _merge_into(x: dict, y: Mapping, misses: str, verbose) -> None:
         elif misses == "report":
             print(message)
 
+    return _merged(x, y, missed, verbose)
 
-def _update_key(x: dict, key, value, misses: str, verbose) -> bool:
+
+# Config keys of earlier MeTaL versions, and the key that does their job now.
+RENAMED_CONFIG_KEYS = {
+    "batchnorm": "middle_batchnorm",
+    "dropout": "middle_dropout",
+    "k": "layer_out_dims",
+}
+
+
+def merge_config(
+    config: dict, updates: Mapping, owner: str, insert: bool = False
+) -> dict:
+    """``config`` with ``updates`` merged in as MeTaL merges configs (flat leaf
+    names reach their key at any depth; see ``recursive_merge_dicts``): the one
+    config merge of the MeTaL-vocabulary models, trainers and tuners.
+
+    A key found nowhere in ``config`` is accepted, as MeTaL accepted it: kept
+    in the config (``insert=True``, where MeTaL inserted unknown keys) or
+    dropped. Either way one ``UserWarning`` per key names it, says it has no
+    effect and suggests the nearest real key, if there is one (``batchnorm``
+    -> ``middle_batchnorm``). Checking the values of known keys is the
+    caller's job.
+
+    Args:
+        config: the complete config (its defaults, or the current config).
+        updates: the keys to merge, flat or nested.
+        owner: who merges, for the warning (e.g. ``"EndModel"``).
+        insert: keep unknown keys in the config.
+
+    Returns:
+        a new config (``config`` is not modified).
+    """
+    if not isinstance(updates, Mapping):
+        raise ValueError(
+            f"{owner}: config updates must be a dict; found {type(updates).__name__}."
+        )
+    known = _all_config_keys(config)
+
+    def missed(level: dict, key: Any, value: Any) -> None:
+        if insert:
+            level[key] = value
+        nearest = _nearest_key(key, known)
+        hint = f" (did you mean {nearest!r}?)" if nearest is not None else ""
+        warnings.warn(
+            f"{owner} got the unknown config key {key!r}, which has no effect"
+            f"{hint}.",
+            UserWarning,
+            stacklevel=user_stacklevel(),
+        )
+
+    return _merged(config, updates, missed, _merge_verbosity(config, updates, None))
+
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+def user_stacklevel() -> int:
+    """The ``stacklevel`` at which a warning issued by the caller of this
+    function points at the first frame outside the ``metal`` package (the user
+    code that passed the config), so the warning shows the user's line."""
+    frame = sys._getframe(1)
+    level = 1
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(
+        _PACKAGE_DIR + os.sep
+    ):
+        frame = frame.f_back
+        level += 1
+    return level
+
+
+def _merge_verbosity(x: Mapping, y: Mapping, verbose) -> int:
+    if not isinstance(x, Mapping) or not isinstance(y, Mapping):
+        raise ValueError(
+            f"recursive_merge_dicts expects two dicts; found {type(x).__name__} "
+            f"and {type(y).__name__}."
+        )
+    if verbose is None:
+        verbose = y.get("verbose", x.get("verbose", 1))
+    return 1 if verbose is None else verbose
+
+
+def _merged(x: dict, y: Mapping, missed, verbose) -> dict:
+    z = copy.deepcopy(x)
+    _merge_into(z, y, missed, verbose)
+    return z
+
+
+def _all_config_keys(config: Mapping) -> List[str]:
+    """Every key of a nested config, depth-first."""
+    keys = []
+    for key, value in config.items():
+        keys.append(key)
+        if isinstance(value, Mapping):
+            keys.extend(_all_config_keys(value))
+    return keys
+
+
+def _nearest_key(key: Any, known: Sequence[str]) -> Optional[str]:
+    """The real key a misspelled or outdated one most likely meant: a renamed
+    key's successor, else the closest spelling (None if nothing is close)."""
+    if not isinstance(key, str):
+        return None
+    renamed = RENAMED_CONFIG_KEYS.get(key)
+    if renamed in known:
+        return renamed
+    close = difflib.get_close_matches(
+        key, [k for k in known if isinstance(k, str)], n=1, cutoff=0.7
+    )
+    return close[0] if close else None
+
+
+def _merge_into(x: dict, y: Mapping, missed, verbose) -> None:
+    for key, value in y.items():
+        if _update_key(x, key, value, missed, verbose):
+            continue
+        if _update_nested(x, key, value, missed, verbose):
+            continue
+        missed(x, key, value)
+
+
+def _update_key(x: dict, key, value, missed, verbose) -> bool:
     """Update ``x[key]`` if ``key`` is at this level; return whether it was."""
     if key not in x:
         return False
@@ -334,7 +443,7 @@ def _update_key(x: dict, key, value, misses: str, verbose) -> bool:
         if len(value) == 0:
             x[key] = {}
         else:
-            _merge_into(x[key], value, misses, verbose)
+            _merge_into(x[key], value, missed, verbose)
         return True
     if verbose > 1 and key != "verbose":
         verb = "Reaffirming" if _same_value(x[key], value) else "Overwriting"
@@ -343,14 +452,14 @@ def _update_key(x: dict, key, value, misses: str, verbose) -> bool:
     return True
 
 
-def _update_nested(x: dict, key, value, misses: str, verbose) -> bool:
+def _update_nested(x: dict, key, value, missed, verbose) -> bool:
     """Depth-first search of ``x``'s sub-dicts for ``key``; update the first hit."""
     for sub in x.values():
         if not isinstance(sub, dict):
             continue
-        if _update_key(sub, key, value, misses, verbose):
+        if _update_key(sub, key, value, missed, verbose):
             return True
-        if _update_nested(sub, key, value, misses, verbose):
+        if _update_nested(sub, key, value, missed, verbose):
             return True
     return False
 

@@ -1,10 +1,14 @@
+import contextlib
+import tracemalloc
 import unittest
+from unittest import mock
 
 import numpy as np
 import scipy.sparse as sparse
 import torch
 
 import metal.utils
+from metal import _checks
 from metal._checks import (
     arraylike_to_numpy,
     check_choice,
@@ -70,7 +74,8 @@ class TestCheckLabelMatrix(unittest.TestCase):
 
     def test_sparse_tensor_input(self):
         out = check_label_matrix(torch.tensor(self.L).to_sparse())
-        np.testing.assert_array_equal(out, self.L)
+        self.assertIsInstance(out, sparse.csr_matrix)  # never densified
+        np.testing.assert_array_equal(out.toarray(), self.L)
 
     def test_bool_matrix_accepted(self):
         out = check_label_matrix(np.array([[True, False]]))
@@ -127,6 +132,222 @@ class TestIterDenseChunks(unittest.TestCase):
 
     def test_empty_matrix_gives_no_chunks(self):
         self.assertEqual(list(iter_dense_chunks(np.zeros((0, 2)))), [])
+
+
+def _label_forms(L):
+    """The documented input forms of the int8 label matrix ``L`` (name, value)."""
+    forms = [
+        ("int8", L),
+        ("int64", L.astype(np.int64)),
+        ("int32", L.astype(np.int32)),
+        ("uint8", L.astype(np.uint8)),
+        ("float64", L.astype(np.float64)),
+        ("float32", L.astype(np.float32)),
+        ("int64 Fortran order", np.asfortranarray(L.astype(np.int64))),
+        ("csr", sparse.csr_matrix(L.astype(np.float64))),
+        ("csc", sparse.csc_matrix(L.astype(np.int64))),
+        ("coo", sparse.coo_matrix(L)),
+        ("lil", sparse.lil_matrix(L)),
+        ("torch int64", torch.from_numpy(L.astype(np.int64))),
+        ("torch float32", torch.from_numpy(L.astype(np.float32))),
+        ("torch sparse", torch.from_numpy(L.astype(np.int64)).to_sparse()),
+        ("list", L.tolist()),
+    ]
+    return forms
+
+
+def bad_forms(L):
+    """``L`` (float64 with a bad value) in dense, sparse and tensor forms; the
+    integer forms only when its values are integers."""
+    forms = [
+        ("float64", L),
+        ("csr", sparse.csr_matrix(L)),
+        ("csc", sparse.csc_matrix(L)),
+        ("coo", sparse.coo_matrix(L)),
+        ("torch float64", torch.from_numpy(L)),
+    ]
+    if np.all(np.isfinite(L)) and np.all(L == np.round(L)):
+        forms += [
+            ("int64", L.astype(np.int64)),
+            ("int16", L.astype(np.int16)),
+            ("torch int64", torch.from_numpy(L.astype(np.int64))),
+        ]
+    return forms
+
+
+class _SmallBlocks:
+    """Validate and convert in blocks of a few rows (many blocks on small data)."""
+
+    def setUp(self):
+        patchers = [
+            mock.patch.object(_checks, "_BLOCK_BYTES", 64),
+            mock.patch.object(_checks, "CSC_BLOCK_ROWS", 3),
+        ]
+        for patcher in patchers:
+            patcher.start()
+            self.addCleanup(patcher.stop)
+
+
+class TestLabelMatrixForms(_SmallBlocks, unittest.TestCase):
+    """Every input form gives the int8 form's canonical matrix, block by block."""
+
+    def setUp(self):
+        super().setUp()
+        rng = np.random.default_rng(0)
+        votes = rng.integers(1, 3, (40, 7)) * (rng.random((40, 7)) < 0.4)
+        self.L = votes.astype(np.int8)
+
+    def test_every_form_gives_the_same_matrix(self):
+        dense = check_label_matrix(self.L, k=2)
+        self.assertIs(dense, self.L)  # already canonical
+        for name, value in _label_forms(self.L):
+            with self.subTest(form=name):
+                out = check_label_matrix(value, k=2)
+                self.assertEqual(out.dtype, np.int8)
+                if sparse.issparse(value) or name == "torch sparse":
+                    self.assertIsInstance(out, sparse.csr_matrix)
+                    self.assertTrue(out.has_sorted_indices)
+                    self.assertTrue(np.all(out.data != 0))
+                    reference = sparse.csr_matrix(self.L)
+                    np.testing.assert_array_equal(out.indptr, reference.indptr)
+                    np.testing.assert_array_equal(out.indices, reference.indices)
+                    np.testing.assert_array_equal(out.data, reference.data)
+                else:
+                    self.assertIsInstance(out, np.ndarray)
+                    self.assertTrue(out.flags.c_contiguous or out is value)
+                    np.testing.assert_array_equal(out, self.L)
+
+    def test_dtype_without_k_follows_the_largest_label(self):
+        L = self.L.astype(np.float64)
+        L[-1, -1] = 300  # in the last block: found after the int8 blocks
+        for name, value in (("float64", L), ("csc", sparse.csc_matrix(L))):
+            with self.subTest(form=name):
+                out = check_label_matrix(value)
+                self.assertEqual(out.dtype, np.int16)
+                dense = out.toarray() if sparse.issparse(out) else out
+                np.testing.assert_array_equal(dense, L)
+
+    def test_many_sources_and_row_blocks_of_csc(self):
+        rng = np.random.default_rng(1)
+        L = rng.integers(1, 4, (50, 300)) * (rng.random((50, 300)) < 0.3)
+        out = check_label_matrix(sparse.csc_matrix(L), k=3)
+        reference = sparse.csr_matrix(L)
+        np.testing.assert_array_equal(out.indptr, reference.indptr)
+        np.testing.assert_array_equal(out.indices, reference.indices)
+        np.testing.assert_array_equal(out.data, reference.data)
+
+    def test_sparse_duplicates_are_summed_and_zeros_dropped(self):
+        rows, cols = np.array([0, 0, 1, 2, 2]), np.array([1, 1, 0, 2, 0])
+        data = np.array([1.0, 1.0, 0.0, 2.0, 1.0])
+        expected = [[0, 2, 0], [0, 0, 0], [1, 0, 2]]
+        coo = sparse.coo_matrix((data, (rows, cols)), shape=(3, 3))
+        # CSR as given: row 0 stores column 1 twice, row 2 is unsorted
+        csr = sparse.csr_matrix((data, cols, [0, 2, 3, 5]), shape=(3, 3))
+        for value in (coo, csr, coo.tocsc(), csr.tocsc()):
+            with self.subTest(format=value.format):
+                out = check_label_matrix(value, k=2)
+                self.assertIsInstance(out, sparse.csr_matrix)
+                self.assertEqual(out.nnz, 3)
+                np.testing.assert_array_equal(out.toarray(), expected)
+        with self.assertRaisesRegex(ValueError, "found the value 4, larger than k=2"):
+            doubled = sparse.coo_matrix(([2.0, 2.0], ([0, 0], [0, 0])), shape=(1, 1))
+            check_label_matrix(doubled, k=2)
+
+    def test_wide_dense_input_is_not_copied_whole(self):
+        """A float64 matrix is checked and cast block by block: the peak of new
+        memory is the int8 result plus a block, far below the input's size."""
+        L = np.tile(self.L, (500, 8)).astype(np.float64)  # 20000 x 56, 8.96 MB
+        with mock.patch.object(_checks, "_BLOCK_BYTES", 1 << 16):
+            check_label_matrix(L[:10], k=2)  # warm-up
+            tracemalloc.start()
+            try:
+                out = check_label_matrix(L, k=2)
+                _, peak = tracemalloc.get_traced_memory()
+            finally:
+                tracemalloc.stop()
+        np.testing.assert_array_equal(out, L)
+        self.assertLess(peak, out.nbytes + L.nbytes // 8)
+
+    def test_sparse_input_is_never_densified(self):
+        def refuse(self, *args, **kwargs):
+            raise AssertionError(f"densified a {type(self).__name__}")
+
+        patches = [
+            mock.patch.object(cls, method, refuse)
+            for cls in (sparse.csr_matrix, sparse.csc_matrix, sparse.coo_matrix)
+            for method in ("toarray", "todense")
+        ]
+        patches.append(mock.patch.object(torch.Tensor, "to_dense", refuse))
+        for patcher in patches:
+            patcher.start()
+            self.addCleanup(patcher.stop)
+        for name, value in _label_forms(self.L):
+            if name in ("csr", "csc", "coo", "torch sparse"):
+                with self.subTest(form=name):
+                    out = check_label_matrix(value, k=2)
+                    self.assertEqual(out.nnz, np.count_nonzero(self.L))
+
+    def test_bad_values_raise_the_same_error_in_every_form(self):
+        cases = [
+            (3, "L must have values in {0, 1, ..., 2}; found the value 3, larger"),
+            (-1, "L must have values in {0, 1, ..., 2}; found the negative value -1"),
+            (1.5, "L must hold integer labels .* found the fractional value 1.5"),
+            (np.nan, "L must hold integer labels .* found NaN or infinite"),
+            (np.inf, "L must hold integer labels .* found NaN or infinite"),
+        ]
+        for bad, message in cases:
+            L = self.L.astype(np.float64)
+            L[25, 3] = bad
+            for name, value in bad_forms(L):
+                with self.subTest(bad=bad, form=name):
+                    with self.assertRaisesRegex(ValueError, message):
+                        check_label_matrix(value, k=2)
+
+    def test_the_first_problem_in_order_is_reported(self):
+        """Non-finite before fractional before negative before too large, and
+        the first fractional value, whatever block each lies in."""
+        L = self.L.astype(np.float64)
+        L[2, 0], L[30, 1], L[35, 2] = 2.5, 0.5, 7
+        message = "found the fractional value 2.5"
+        with self.assertRaisesRegex(ValueError, message):
+            check_label_matrix(L, k=2)
+        L[39, 6] = np.nan
+        with self.assertRaisesRegex(ValueError, "NaN or infinite"):
+            check_label_matrix(L, k=2)
+        L = self.L.astype(np.int64)
+        L[1, 1], L[38, 1] = 9, -4
+        with self.assertRaisesRegex(ValueError, "negative value -4"):
+            check_label_matrix(L, k=2)
+
+
+@contextlib.contextmanager
+def recorded_densifications():
+    """Record the row count of every CSR block densified inside the block (a
+    list, filled as ``toarray`` is called)."""
+    rows = []
+    original = sparse.csr_matrix.toarray
+
+    def recording(self, *args, **kwargs):
+        rows.append(self.shape[0])
+        return original(self, *args, **kwargs)
+
+    with mock.patch.object(sparse.csr_matrix, "toarray", recording):
+        yield rows
+
+
+class TestIterDenseChunksOfSparse(unittest.TestCase):
+    def test_sparse_chunks_are_filled_one_block_at_a_time(self):
+        """Only blocks of at most ``chunk_rows`` rows are ever densified, each
+        into a new array (so collected chunks stay valid)."""
+        rng = np.random.default_rng(2)
+        L = (rng.integers(1, 3, (23, 5)) * (rng.random((23, 5)) < 0.5)).astype(np.int8)
+        canonical = check_label_matrix(sparse.csc_matrix(L), k=2)
+        with recorded_densifications() as densified:
+            chunks = list(iter_dense_chunks(canonical, chunk_rows=4))
+        self.assertEqual(densified, [4, 4, 4, 4, 4, 3])
+        self.assertEqual([c.shape for c in chunks], [(4, 5)] * 5 + [(3, 5)])
+        self.assertTrue(all(c.dtype == np.int8 for c in chunks))
+        np.testing.assert_array_equal(np.vstack(chunks), L)
 
 
 class TestCheckLabelVector(unittest.TestCase):

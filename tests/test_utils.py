@@ -17,6 +17,7 @@ from metal.utils import (
     categorical_to_plusminus,
     convert_labels,
     label_matrix_to_one_hot,
+    merge_config,
     move_to_device,
     padded_tensor,
     place_on_gpu,
@@ -390,6 +391,70 @@ class TestRecursiveMergeDicts(unittest.TestCase):
     def test_non_dict_arguments_raise(self):
         with self.assertRaisesRegex(ValueError, "dict"):
             recursive_merge_dicts([1], {"a": 1})
+
+
+class TestMergeConfig(unittest.TestCase):
+    """The one config merge of the MeTaL-vocabulary classes: unknown keys are
+    accepted (as MeTaL accepted them) with one warning each."""
+
+    def setUp(self):
+        self.config = {
+            "verbose": True,
+            "layer": {"middle_batchnorm": False, "middle_dropout": 0.0},
+            "train_config": {"n_epochs": 10, "optimizer_config": {"lr": 0.01}},
+        }
+
+    def merge(self, updates, insert=False):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            merged = merge_config(self.config, updates, "Model", insert=insert)
+        return merged, [str(w.message) for w in caught if w.category is UserWarning]
+
+    def test_known_keys_reach_any_depth_without_warning(self):
+        merged, messages = self.merge({"lr": 0.1, "n_epochs": 3, "verbose": False})
+        self.assertEqual(messages, [])
+        self.assertEqual(merged["train_config"]["optimizer_config"]["lr"], 0.1)
+        self.assertEqual(merged["train_config"]["n_epochs"], 3)
+        self.assertFalse(merged["verbose"])
+        self.assertEqual(self.config["train_config"]["n_epochs"], 10)  # untouched
+
+    def test_one_warning_per_unknown_key_with_the_nearest_key(self):
+        merged, messages = self.merge(
+            {"batchnorm": True, "dropout": 0.1, "n_epoch": 2, "colour": "blue"}
+        )
+        self.assertEqual(
+            messages,
+            [
+                "Model got the unknown config key 'batchnorm', which has no effect "
+                "(did you mean 'middle_batchnorm'?).",
+                "Model got the unknown config key 'dropout', which has no effect "
+                "(did you mean 'middle_dropout'?).",
+                "Model got the unknown config key 'n_epoch', which has no effect "
+                "(did you mean 'n_epochs'?).",
+                "Model got the unknown config key 'colour', which has no effect.",
+            ],
+        )
+        # Dropped by default; the known keys are unchanged.
+        self.assertEqual(merged, self.config)
+
+    def test_insert_keeps_unknown_keys_where_they_were_given(self):
+        merged, messages = self.merge(
+            {"colour": "blue", "train_config": {"momentum_x": 0.5}}, insert=True
+        )
+        self.assertEqual(len(messages), 2)
+        self.assertEqual(merged["colour"], "blue")
+        self.assertEqual(merged["train_config"]["momentum_x"], 0.5)
+        self.assertEqual(merged["train_config"]["n_epochs"], 10)
+
+    def test_warning_points_at_the_callers_line(self):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            merge_config(self.config, {"colour": 1}, "Model")
+        self.assertEqual(caught[0].filename, __file__)
+
+    def test_updates_must_be_a_dict(self):
+        with self.assertRaisesRegex(ValueError, "Model: config updates must be a dict"):
+            merge_config(self.config, [("lr", 0.1)], "Model")
 
 
 class TestSplitData(unittest.TestCase):

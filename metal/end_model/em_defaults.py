@@ -14,6 +14,7 @@ import copy
 
 from metal.logging.checkpointer import CHECKPOINT_DEFAULTS
 from metal.logging.logger import LOGGER_DEFAULTS
+from metal.logging.writer import WRITER_CONFIG_DEFAULTS
 from metal.run import optimizer_config_defaults
 
 em_default_config = {
@@ -75,13 +76,7 @@ em_default_config = {
         # functions (see metal.logging.logger.LOGGER_DEFAULTS)
         "logger_config": copy.deepcopy(LOGGER_DEFAULTS),
         "writer": None,  # None | "json" | "tensorboard"
-        "writer_config": {
-            "log_dir": None,
-            "run_dir": None,
-            "run_name": None,
-            "writer_metrics": None,
-            "include_config": True,
-        },
+        "writer_config": dict(WRITER_CONFIG_DEFAULTS),
         "checkpoint": True,
         # the best model by a metric, snapshots every N log units (see
         # metal.logging.checkpointer.CHECKPOINT_DEFAULTS)

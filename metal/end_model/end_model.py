@@ -6,6 +6,7 @@ Label conventions: classes are ``1..k``; training labels are hard labels
 ("no label"), which scoring ignores.
 """
 
+import warnings
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -19,6 +20,7 @@ from metal._checks import (
     check_choice,
     check_gold_labels,
     check_train_labels,
+    is_number,
     labels_to_tensor,
 )
 from metal._data import row_chunks, unpack_pair
@@ -35,8 +37,9 @@ from metal.training import TrainingMixin
 from metal.utils import (
     MetalDataset,
     _length_or_none,
+    merge_config,
     pred_to_prob,
-    recursive_merge_dicts,
+    user_stacklevel,
 )
 
 # Rows per forward pass in predict_proba (bounds activation memory).
@@ -58,7 +61,7 @@ class EndModel(TrainingMixin, Classifier):
         **kwargs: config entries (see ``em_default_config``), flat or nested.
 
     Raises:
-        ValueError: for unknown config keys, fewer than two layer widths (unless
+        ValueError: for bad config values, fewer than two layer widths (unless
             ``skip_head``), a head whose output width differs from ``k``, or
             invalid loss settings.
     """
@@ -88,18 +91,24 @@ class EndModel(TrainingMixin, Classifier):
         )
         self._finish_construction(layer_out_dims=layer_out_dims, **kwargs, **modules)
 
+    # Unknown constructor keys stay in the config (with a warning), as MeTaL's
+    # EndModel inserted them.
+    _inserts_unknown_keys = True
+
     @classmethod
     def _merge_config(
         cls, layer_out_dims: Sequence[int], kwargs: Dict[str, Any]
     ) -> Tuple[List[int], Dict[str, Any]]:
         """The checked ``layer_out_dims`` and the model's config: the class's
-        defaults with the constructor's keyword arguments merged in."""
+        defaults with the constructor's keyword arguments merged in (unknown
+        keys are accepted with a ``UserWarning``; see
+        ``metal.utils.merge_config``)."""
         layer_out_dims = _check_layer_out_dims(layer_out_dims)
-        config = recursive_merge_dicts(
+        config = merge_config(
             cls._config_defaults,
             {**kwargs, "layer_out_dims": layer_out_dims},
-            misses="exception",
-            verbose=False,
+            cls.__name__,
+            insert=cls._inserts_unknown_keys,
         )
         return layer_out_dims, config
 
@@ -150,12 +159,29 @@ class EndModel(TrainingMixin, Classifier):
         self.criteria = self._build_loss()
 
     def _check_head_width(self, head: nn.Module) -> None:
+        """Reconcile ``k`` with a head whose logits width can be read off.
+
+        A narrower head sets ``k`` to its width, with a warning: MeTaL trained
+        and predicted such a model over the head's classes (its loss read only
+        the first target columns), and v0.5 code relies on that. A wider head
+        raises: its extra logits would be classes no label can name.
+        """
         width = _output_width(head)
-        if width is not None and width != self.k:
+        if width is None or width == self.k:
+            return
+        if width > self.k:
             raise ValueError(
                 f"The head emits {width} logits but k={self.k} (the last entry of "
                 "layer_out_dims); make them equal."
             )
+        warnings.warn(
+            f"The head emits {width} logits but the last entry of layer_out_dims "
+            f"is {self.k}; the model uses k={width} (labels 1..{width}), as "
+            "MeTaL did. Make them equal to silence this warning.",
+            UserWarning,
+            stacklevel=user_stacklevel(),
+        )
+        self.k = width
 
     def _build_loss(self) -> SoftCrossEntropyLoss:
         """The soft cross-entropy of ``loss_fn_reduction`` with the class
@@ -196,8 +222,14 @@ class EndModel(TrainingMixin, Classifier):
             layers.append(nn.ReLU())
         if layer_config[f"{prefix}_batchnorm"] and output_dim:
             layers.append(nn.BatchNorm1d(output_dim))
-        if layer_config[f"{prefix}_dropout"]:
-            layers.append(nn.Dropout(layer_config[f"{prefix}_dropout"]))
+        dropout = layer_config[f"{prefix}_dropout"]
+        if dropout is not None and not (is_number(dropout) and 0 <= dropout <= 1):
+            raise ValueError(
+                f"{prefix}_dropout must be a probability in [0, 1]; found "
+                f"{dropout!r}."
+            )
+        if dropout:
+            layers.append(nn.Dropout(dropout))
         return nn.Sequential(*layers) if len(layers) > 1 else module
 
     def _print(self) -> None:
@@ -275,7 +307,8 @@ class EndModel(TrainingMixin, Classifier):
             **kwargs: config updates (flat or nested); a ``seed`` here re-seeds.
 
         Raises:
-            ValueError: for unknown config keys or invalid data.
+            ValueError: for bad config values or invalid data (unknown keys
+                only warn: see ``metal.utils.merge_config``).
         """
         self._update_train_config(kwargs)
         if kwargs.get("seed") is not None:

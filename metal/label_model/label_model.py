@@ -29,7 +29,9 @@ stored once, as a registered float64 buffer; the NumPy code reads views of it.
 """
 
 import contextlib
+import threading
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -55,8 +57,14 @@ from metal.engine import build_optimizer
 from metal.label_model.graph_utils import get_clique_tree
 from metal.label_model.lm_defaults import lm_default_config
 from metal.logging import LogWriter
-from metal.run import OPTIMIZER_SUBCONFIGS, optimizer_settings
-from metal.utils import recursive_merge_dicts
+from metal.run import (
+    OPTIMIZER_SUBCONFIGS,
+    WriterSpec,
+    build_writer,
+    finish_writer,
+    optimizer_settings,
+)
+from metal.utils import merge_config
 
 # ``objective(x) -> (loss, gradient)`` of a flat float64 iterate ``x``.
 Objective = Callable[[np.ndarray], Tuple[float, np.ndarray]]
@@ -106,10 +114,68 @@ def _one_torch_thread() -> Iterator[None]:
         torch.set_num_threads(threads)
 
 
+def _check_run_settings(config: dict) -> None:
+    """Refuse run settings a label model fit cannot honour (rather than ignore
+    them): checkpointing, and writers other than json/tensorboard."""
+    tc = config["train_config"]
+    if tc.get("checkpoint"):
+        raise ValueError(
+            "checkpoint must be False for a label model: its fit has no "
+            "validation data to pick a best model by (save the fitted model with "
+            f"save()); found checkpoint={tc['checkpoint']!r}."
+        )
+    WriterSpec(kind=tc.get("writer"))  # raises naming `writer` for other kinds
+
+
 def _cpu_float64(tensor: torch.Tensor) -> np.ndarray:
     """NumPy float64 form of ``tensor``: a view for a CPU float64 tensor, else a
     copy (another dtype, or a tensor on an accelerator)."""
     return tensor.detach().to(device="cpu", dtype=torch.float64).numpy()
+
+
+def _share_chunks(
+    job: Callable[[Iterator[Tuple[int, Any]]], Any],
+    chunks: Iterator[Any],
+    rows_of: Callable[[Any], int],
+    workers: int = 1,
+) -> List[Any]:
+    """Run a pass over the row chunks of L on ``workers`` threads.
+
+    ``job(shared)`` is called once per worker; ``shared`` yields ``(start,
+    chunk)`` pairs (``start``: the chunk's first row, from ``rows_of(chunk)``),
+    each chunk to whichever worker asks first, so a worker whose core is busy
+    with another process simply takes fewer chunks. Torch runs on one thread
+    inside the workers: its own parallel regions wait for all their threads at
+    every operation, which on a machine with busy cores costs a time slice per
+    operation (a pass 10x slower) instead of a proportional share. The thread
+    count is restored on return. Returns the jobs' results (one per worker).
+    """
+    numbered = _numbered_chunks(chunks, rows_of)
+    with _one_torch_thread():
+        if workers <= 1:
+            return [job(numbered)]
+        lock = threading.Lock()
+
+        def shared() -> Iterator[Tuple[int, Any]]:
+            while True:
+                with lock:  # one worker at a time advances the chunk iterator
+                    item = next(numbered, None)
+                if item is None:
+                    return
+                yield item
+
+        with ThreadPoolExecutor(workers, thread_name_prefix="metal-L") as pool:
+            futures = [pool.submit(job, shared()) for _ in range(workers)]
+            return [future.result() for future in futures]
+
+
+def _numbered_chunks(
+    chunks: Iterator[Any], rows_of: Callable[[Any], int]
+) -> Iterator[Tuple[int, Any]]:
+    start = 0
+    for chunk in chunks:
+        yield start, chunk
+        start += rows_of(chunk)
 
 
 class LabelModel(Classifier):
@@ -119,8 +185,8 @@ class LabelModel(Classifier):
         k: the number of classes (labels 1..k; 0 means abstain).
         **kwargs: config overrides, nested or by leaf name (e.g. ``seed=123``,
             ``n_epochs=500``, ``prec_init=0.8``, ``verbose=False``); see
-            ``metal.label_model.lm_defaults.lm_default_config``. Unknown keys
-            raise ``ValueError``.
+            ``metal.label_model.lm_defaults.lm_default_config``. An unknown key
+            is dropped with a ``UserWarning`` saying it has no effect.
 
     The fit takes ``n_epochs`` full-batch steps of the configured
     ``torch.optim`` optimizer (``"sgd"``, ``"adam"``, ``"adamax"`` or
@@ -136,9 +202,8 @@ class LabelModel(Classifier):
 
     def __init__(self, k: int = 2, **kwargs: Any) -> None:
         k = check_int(k, "k", minimum=2)
-        config = recursive_merge_dicts(
-            self._config_defaults, kwargs, misses="exception", verbose=False
-        )
+        config = merge_config(self._config_defaults, kwargs, type(self).__name__)
+        _check_run_settings(config)
         super().__init__(k, config)
         self._record_init_kwargs(k=k, **kwargs)
         self.is_trained = False
@@ -175,10 +240,14 @@ class LabelModel(Classifier):
         if class_balance is not None:
             p = check_class_balance(class_balance, self.k)
         elif Y_dev is not None:
-            Y = check_label_vector(Y_dev, name="Y_dev", k=self.k, allow_abstain=False)
-            if Y.size == 0:
-                raise ValueError("Y_dev must contain at least one label; found none.")
+            # 0 marks an item without a gold label: only labels 1..k count.
+            Y = check_label_vector(Y_dev, name="Y_dev", k=self.k, allow_abstain=True)
             counts = np.bincount(Y, minlength=self.k + 1)[1:]
+            if counts.sum() == 0:
+                raise ValueError(
+                    f"Y_dev must contain at least one gold label in 1..{self.k} "
+                    f"(0 = no label); found {Y.size} item(s), none labeled."
+                )
             p = counts / counts.sum()
         else:
             p = np.full(self.k, 1.0 / self.k)
@@ -205,10 +274,11 @@ class LabelModel(Classifier):
         """One-hot of the non-abstain votes: float array ``[n, m*k]`` with column
         ``i*k + y-1`` on iff ``L[r, i] == y``."""
         L = check_label_matrix(L, name="L", k=self.k, allow_empty=True)
-        chunks = [
-            self._unary_chunk(torch.from_numpy(c), source_major=True)
-            for c in iter_dense_chunks(L)
-        ]
+        with _one_torch_thread():  # see _share_chunks
+            chunks = [
+                self._unary_chunk(torch.from_numpy(c), source_major=True)
+                for c in iter_dense_chunks(L)
+            ]
         if not chunks:
             return np.zeros((0, L.shape[1] * self.k), dtype=np.float32)
         return torch.cat(chunks).numpy()
@@ -354,10 +424,11 @@ class LabelModel(Classifier):
         if not blocks:
             return L_ind
         L_dense = check_label_matrix(L, name="L", k=self.k)
-        chunks = [
-            self._higher_order_chunk(torch.from_numpy(c), blocks)
-            for c in iter_dense_chunks(L_dense)
-        ]
+        with _one_torch_thread():
+            chunks = [
+                self._higher_order_chunk(torch.from_numpy(c), blocks)
+                for c in iter_dense_chunks(L_dense)
+            ]
         return np.hstack([L_ind, torch.cat(chunks).numpy()])
 
     def _annotate_clique_tree(self, blocks: Sequence[dict]) -> None:
@@ -383,27 +454,46 @@ class LabelModel(Classifier):
         """Consecutive dense row blocks of the (validated) label matrix."""
         return iter_dense_chunks(L, _CHUNK_ROWS)
 
+    def _pass_workers(self, L: Any) -> int:
+        """Worker threads for a pass over the validated ``L`` (see
+        ``_share_chunks``): as many as torch's intra-op threads, at most one per
+        chunk; one on an accelerator, or when a subclass's ``_create_L_ind``
+        makes the indicators (it is called from one thread)."""
+        if self._device().type != "cpu" or self._uses_custom_indicators():
+            return 1
+        n_chunks = -(-self._n_rows(L) // _CHUNK_ROWS)
+        return max(1, min(torch.get_num_threads(), n_chunks))
+
     def _overlap_matrix(self, L: Any) -> np.ndarray:
         """``O = L_ind^T L_ind / n`` (float64 ``[m*k, m*k]``, source-major
         columns), accumulated chunk by chunk without materialising the one-hot
         of all of L."""
         device = self._device()
         d = self.m * self.k
-        O = torch.zeros(d, d, dtype=torch.float64, device=device)
         custom = self._uses_custom_indicators()
-        buffer = None if custom else self._chunk_buffer()
-        n = 0
-        for chunk in self._iter_L_chunks(L):
-            if custom:
-                X = torch.as_tensor(self._create_L_ind(chunk), dtype=torch.float32)
-                X = X.to(device)
-            else:
-                Lc = torch.from_numpy(chunk).to(device)
-                X = self._unary_chunk(Lc, buffer=buffer)
-            # Per-chunk counts are exact in float32 (chunks < 2**24 rows).
-            O += (X.T @ X).double()
-            n += X.shape[0]
-        O = O.cpu().numpy() / max(n, 1)
+
+        def overlaps(chunks: Iterator[Tuple[int, Any]]) -> Tuple[torch.Tensor, int]:
+            counts = torch.zeros(d, d, dtype=torch.float64, device=device)
+            buffer = None if custom else self._chunk_buffer()
+            n = 0
+            for _, chunk in chunks:
+                if custom:
+                    X = torch.as_tensor(self._create_L_ind(chunk), dtype=torch.float32)
+                    X = X.to(device)
+                else:
+                    Lc = torch.from_numpy(chunk).to(device)
+                    X = self._unary_chunk(Lc, buffer=buffer)
+                # Per-chunk counts are exact in float32 (chunks < 2**24 rows).
+                counts += (X.T @ X).double()
+                n += X.shape[0]
+            return counts, n
+
+        parts = _share_chunks(
+            overlaps, self._iter_L_chunks(L), self._n_rows, self._pass_workers(L)
+        )
+        # Sums of integer counts: exact, so the same however the chunks were shared.
+        O = sum(counts for counts, _ in parts).cpu().numpy()
+        O = O / max(sum(n for _, n in parts), 1)
         if not custom:
             order = self._value_major_to_source_major(d)
             O = O[np.ix_(order, order)]
@@ -577,31 +667,47 @@ class LabelModel(Classifier):
             L_train: label matrix ``[n, m]`` with values in 0..k (0 = abstain);
                 dense (any integer dtype or integral floats), scipy.sparse (any
                 format) or a torch tensor.
-            Y_dev: optional gold labels in 1..k, used only to estimate the class
-                balance when ``class_balance`` is not given.
+            Y_dev: optional gold labels in 0..k (0 = no gold label, ignored),
+                used only to estimate the class balance (the share of each
+                label 1..k) when ``class_balance`` is not given.
             deps: dependency edges ``(i, j)`` between sources; non-empty deps use
                 the inverse form and a junction-tree posterior.
             class_balance: optional ``P(Y = y)``, length k, summing to 1.
             log_writer: optional ``metal.logging`` writer receiving
-                ``train/loss`` at each logged iteration.
+                ``train/loss`` at each logged iteration, used instead of the
+                config's ``writer`` (left open: its owner closes it).
             **kwargs: config overrides (e.g. ``n_epochs=500``, ``l2=0.1``,
-                ``prec_init=0.8``); unknown keys raise ``ValueError``. A
+                ``prec_init=0.8``); an unknown key is dropped with a
+                ``UserWarning``. A
                 ``valid_data`` keyword (passed by the model tuners to every
                 model) is accepted and not used: the fit needs no labels.
         """
         kwargs.pop("valid_data", None)
-        self.config = recursive_merge_dicts(
-            self.config, kwargs, misses="exception", verbose=False
-        )
+        config = merge_config(self.config, kwargs, type(self).__name__)
+        _check_run_settings(config)
+        self.config = config
         L = self._check_L(L_train)
         self._set_class_balance(class_balance, Y_dev)
         self._set_constants(L)
         self._set_dependencies(deps)
+        own_writer = None
+        if log_writer is None:
+            own_writer = log_writer = self._build_writer()
         self._log_writer = log_writer
         try:
             self._fit(L)
         finally:
             self._log_writer = None
+            if own_writer is not None:
+                finish_writer(own_writer, self.config, None)
+
+    def _build_writer(self) -> Optional[LogWriter]:
+        """The run-log writer the config's ``writer``/``writer_config`` name
+        (None without one)."""
+        tc = self.config["train_config"]
+        kwargs = dict(tc.get("writer_config") or {})
+        kwargs.setdefault("verbose", bool(self.config["verbose"]))
+        return build_writer(WriterSpec(kind=tc.get("writer"), kwargs=kwargs))
 
     def _fit(
         self,
@@ -984,22 +1090,29 @@ class LabelModel(Classifier):
         device = self._device()
         probs = np.empty((self._n_rows(L), self.k))
         custom = self._uses_custom_indicators()
-        buffer = None if custom else self._chunk_buffer()
-        start = 0
         with torch.no_grad():
             weights = self._log_weights()
-            log_mu, _, log_p = weights
-            for chunk in self._iter_L_chunks(L):
-                if custom:
-                    X = torch.as_tensor(self._create_L_ind(chunk), dtype=torch.float32)
-                    scores = X.to(device) @ log_mu + log_p
-                else:
-                    Lc = torch.from_numpy(chunk).to(device)
-                    scores = self._log_scores(Lc, weights, buffer=buffer)
-                rows = scores.shape[0]
-                chunk_probs = torch.softmax(scores.double(), dim=1).cpu().numpy()
-                probs[start : start + rows] = chunk_probs
-                start += rows
+        log_mu, _, log_p = weights
+
+        def posteriors(chunks: Iterator[Tuple[int, Any]]) -> None:
+            buffer = None if custom else self._chunk_buffer()
+            with torch.no_grad():  # grad mode is per thread
+                for start, chunk in chunks:
+                    if custom:
+                        X = torch.as_tensor(
+                            self._create_L_ind(chunk), dtype=torch.float32
+                        )
+                        scores = X.to(device) @ log_mu + log_p
+                    else:
+                        Lc = torch.from_numpy(chunk).to(device)
+                        scores = self._log_scores(Lc, weights, buffer=buffer)
+                    rows = scores.shape[0]
+                    chunk_probs = torch.softmax(scores.double(), dim=1).cpu().numpy()
+                    probs[start : start + rows] = chunk_probs
+
+        _share_chunks(
+            posteriors, self._iter_L_chunks(L), self._n_rows, self._pass_workers(L)
+        )
         return probs
 
     def _n_sources(self, L: Any) -> int:
@@ -1019,12 +1132,13 @@ class LabelModel(Classifier):
         width = sum(b["end"] - b["start"] for b in self._blocks)
         device = self._device()
         self._set_tensor("mu_higher", torch.zeros(width, k))
-        use_tables = False
         weights = self._log_weights()
-        for _ in range(n_iter):
+        use_tables = False
+
+        def weighted_counts(chunks: Iterator[Tuple[int, Any]]) -> tuple:
             counts = torch.zeros(width, k, dtype=torch.float64, device=device)
             class_mass = torch.zeros(k, dtype=torch.float64, device=device)
-            for chunk in self._iter_L_chunks(L):
+            for _, chunk in chunks:
                 Lc = torch.from_numpy(chunk).to(device)
                 scores = self._log_scores(Lc, weights, use_tables)
                 q = torch.softmax(scores, dim=1).double()
@@ -1034,6 +1148,13 @@ class LabelModel(Classifier):
                     rows = torch.nonzero(voted).squeeze(1)
                     index = block["start"] - d_unary + code[rows]
                     counts.index_add_(0, index, q[rows])
+            return counts, class_mass
+
+        for _ in range(n_iter):
+            # One worker: sums of floats, kept in chunk order (reproducible).
+            [(counts, class_mass)] = _share_chunks(
+                weighted_counts, self._iter_L_chunks(L), self._n_rows
+            )
             tables = counts / class_mass.clamp(min=1e-12)
             self._set_tensor("mu_higher", tables.float())
             use_tables = True

@@ -1,6 +1,7 @@
 """Default configuration of the LabelModel (key order is the search order used
 when flat keyword arguments are merged into it)."""
 
+from metal.logging.writer import WRITER_CONFIG_DEFAULTS
 from metal.run import optimizer_config_defaults
 
 lm_default_config = {
@@ -35,7 +36,14 @@ lm_default_config = {
             "log_valid_metrics": [],
             "log_valid_metrics_func": None,
         },
+        # None | "json" | "tensorboard": the fit loss (train/loss at every
+        # logged epoch) and the config, written as the EndModel writes its run.
         "writer": None,
+        # Must stay False: the fit has no validation data to pick a best model
+        # by (a ValueError otherwise).
         "checkpoint": False,
+        # Added to MeTaL's tree (after its keys): the writer's settings, as in
+        # the EndModel's config.
+        "writer_config": dict(WRITER_CONFIG_DEFAULTS),
     },
 }

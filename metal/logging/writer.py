@@ -34,6 +34,16 @@ from metal._io import atomic_write_json, atomic_write_text, plain_number
 from metal._version import __version__
 from metal.logging.config import LogWriterConfig
 
+# The ``writer_config`` section of the MeTaL models' configs: the arguments of
+# ``LogWriter``/``TensorBoardWriter`` a run is built with.
+WRITER_CONFIG_DEFAULTS = {
+    "log_dir": None,
+    "run_dir": None,
+    "run_name": None,
+    "writer_metrics": None,
+    "include_config": True,
+}
+
 
 class LogWriter:
     """Records ``add_scalar`` calls and writes them (and configs, metrics,

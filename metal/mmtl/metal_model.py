@@ -19,7 +19,7 @@ from metal.labels import ONE_BASED, break_ties
 from metal.mmtl.classifier import MultitaskClassifier, _match_dataparallel_keys
 from metal.mmtl.payload import Payload
 from metal.mmtl.task import StageTask, Task
-from metal.utils import recursive_merge_dicts, set_seed
+from metal.utils import merge_config, set_seed
 
 model_defaults = {
     "seed": None,
@@ -96,9 +96,7 @@ class MetalModel(MultitaskClassifier):
     """
 
     def __init__(self, tasks: List[Task], **kwargs: Any) -> None:
-        config = recursive_merge_dicts(
-            model_defaults, kwargs, misses="exception", verbose=False
-        )
+        config = merge_config(model_defaults, kwargs, "MetalModel", insert=True)
         if config["fp16"]:
             raise NotImplementedError(
                 "fp16 training (NVIDIA apex) is not supported; use fp16=False."
@@ -159,10 +157,9 @@ class MetalModel(MultitaskClassifier):
         return dict(self.output_funcs)
 
     def update_config(self, update_dict: Dict[str, Any]) -> None:
-        """Merge ``update_dict`` into ``config`` (unknown keys raise ValueError)."""
-        self.config = recursive_merge_dicts(
-            self.config, update_dict, misses="exception", verbose=False
-        )
+        """Merge ``update_dict`` into ``config`` (unknown keys are dropped with a
+        ``UserWarning``)."""
+        self.config = merge_config(self.config, update_dict, "MetalModel")
 
     # ------------------------------------------------------------- forward
     def forward(self, X: Dict[str, Any], task_names) -> Dict[str, Any]:

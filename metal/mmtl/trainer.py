@@ -37,7 +37,8 @@ from metal.run import (
     from_trainer_defaults,
     optimizer_config_defaults,
 )
-from metal.utils import recursive_merge_dicts, set_seed
+from metal.utils import merge_config as merge_metal_config
+from metal.utils import set_seed
 
 logger = logging.getLogger(__name__)
 
@@ -275,8 +276,9 @@ class MultitaskTrainer(object):
     Args:
         **kwargs: ``trainer_defaults`` keys; flat keys reach nested ones (e.g.
             ``lr=0.02`` sets ``optimizer_config.optimizer_common.lr``,
-            ``log_every=2`` sets ``logger_config.log_every``). Unknown keys raise
-            ``ValueError``. ``seed`` seeds all RNGs when given.
+            ``log_every=2`` sets ``logger_config.log_every``). An unknown key is
+            kept, as MeTaL kept it, with a ``UserWarning`` that it has no
+            effect. ``seed`` seeds all RNGs when given.
 
     Labels are those of the tasks (``1..k`` with 0 = no label for v0.5 tasks);
     each payload's ``labels_to_tasks`` routes its label sets to tasks. Train
@@ -285,8 +287,8 @@ class MultitaskTrainer(object):
     """
 
     def __init__(self, **kwargs: Any) -> None:
-        self.config = recursive_merge_dicts(
-            trainer_defaults, kwargs, misses="exception", verbose=False
+        self.config = merge_metal_config(
+            trainer_defaults, kwargs, "MultitaskTrainer", insert=True
         )
         self._seed(self.config["seed"])
 
@@ -309,10 +311,11 @@ class MultitaskTrainer(object):
 
         Raises:
             ValueError: without train payloads, for a label set routed to a
-                task the model lacks, or for unknown option names.
+                task the model lacks, or for bad option values (unknown keys
+                only warn).
         """
-        self.config = recursive_merge_dicts(
-            self.config, kwargs, misses="exception", verbose=False
+        self.config = merge_metal_config(
+            self.config, kwargs, "MultitaskTrainer", insert=True
         )
         if kwargs.get("seed") is not None:
             set_seed(kwargs["seed"])

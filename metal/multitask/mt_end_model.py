@@ -65,10 +65,11 @@ class MTEndModel(MTClassifier, EndModel):
         K: the cardinalities (used when ``task_graph`` is not given).
         task_graph: a ``TaskGraph`` (default: ``TaskGraph(K)``).
         **kwargs: config entries, flat or nested (see ``em_default_config`` and
-            ``mt_em_default_config``); unknown keys raise ``ValueError``.
+            ``mt_em_default_config``); an unknown key is dropped with a
+            ``UserWarning``.
 
     Raises:
-        ValueError: for unknown config keys, neither ``K`` nor ``task_graph``,
+        ValueError: for bad config values, neither ``K`` nor ``task_graph``,
             ``K`` disagreeing with the graph, module lists of the wrong length,
             invalid ``task_head_layers`` (unused top layers, parents not below
             their children with ``pass_predictions``), a head on a per-task input
@@ -78,6 +79,8 @@ class MTEndModel(MTClassifier, EndModel):
     _config_defaults = recursive_merge_dicts(
         em_default_config, mt_em_default_config, misses="insert", verbose=False
     )
+    # MeTaL's MTEndModel reported unknown keys and dropped them.
+    _inserts_unknown_keys = False
 
     def __init__(
         self,

@@ -44,7 +44,7 @@ from metal.multitask.utils import (
     stack_task_labels,
     to_feasible_index,
 )
-from metal.utils import recursive_merge_dicts
+from metal.utils import merge_config
 
 __all__ = ["MTLabelModel"]
 
@@ -63,7 +63,7 @@ class MTLabelModel(MTClassifier, LabelModel):
         task_graph: a ``TaskGraph`` or ``TaskHierarchy`` giving the tasks and
             their feasible label vectors.
         **kwargs: config overrides (see ``lm_default_config``), flat or nested;
-            unknown keys raise ``ValueError``.
+            an unknown key is dropped with a ``UserWarning``.
 
     Attributes (beyond ``LabelModel``'s): ``task_graph``, ``K``, ``t``, ``k``
     (number of feasible vectors).
@@ -76,7 +76,7 @@ class MTLabelModel(MTClassifier, LabelModel):
     label vector.
 
     Raises:
-        ValueError: for unknown config keys, no ``K`` and no ``task_graph``, a
+        ValueError: for bad config values, no ``K`` and no ``task_graph``, a
             graph with fewer than two feasible vectors, and (in training and
             prediction) ``L`` with a task count other than the graph's, per-task
             matrices of different shapes, values outside ``0..K_s``, or ``Y_dev``
@@ -89,9 +89,7 @@ class MTLabelModel(MTClassifier, LabelModel):
         task_graph: Optional[TaskGraph] = None,
         **kwargs: Any,
     ) -> None:
-        config = recursive_merge_dicts(
-            self._config_defaults, kwargs, misses="exception", verbose=False
-        )
+        config = merge_config(self._config_defaults, kwargs, type(self).__name__)
         task_graph = resolve_task_graph(K, task_graph)
         MTClassifier.__init__(self, K=task_graph.K, config=config)
         self.task_graph = task_graph
@@ -190,11 +188,16 @@ class MTLabelModel(MTClassifier, LabelModel):
         Y_dev: Optional[Sequence[LabelVectorLike]],
     ) -> None:
         """Class balance over the ``k`` feasible vectors: ``class_balance``,
-        else the frequencies of ``Y_dev``'s label vectors, else uniform."""
+        else the frequencies of ``Y_dev``'s label vectors, else uniform. Items
+        of ``Y_dev`` with a 0 (no gold label) on any task are left out."""
         if class_balance is None and Y_dev is not None:
-            labels = stack_task_labels(Y_dev, "Y_dev", self.K, allow_abstain=False)
+            labels = stack_task_labels(Y_dev, "Y_dev", self.K, allow_abstain=True)
+            labels = labels[(labels > 0).all(axis=1)]
             if labels.shape[0] == 0:
-                raise ValueError("Y_dev must contain at least one label; found none.")
+                raise ValueError(
+                    "Y_dev must contain at least one item with a gold label on "
+                    "every task (0 = no label); found none."
+                )
             index = to_feasible_index(labels, self.task_graph, name="Y_dev")
             counts = np.bincount(index, minlength=self.k)
             class_balance = counts / counts.sum()

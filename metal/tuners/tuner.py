@@ -15,8 +15,10 @@ A **search space** is a dict from a key to what the tuner may choose for it:
 A key may be a config key of the model (flat, like ``lr`` or ``n_epochs``), an
 argument of the model's constructor or ``train_model``, or an argument of one
 of the ``module_classes`` (only the modules whose constructors name the key
-receive it). Unknown keys are a ``ValueError`` raised before anything is
-trained.
+receive it). A key none of these declares goes, as in MeTaL, to the model's
+constructor when it takes ``**kwargs`` (the MeTaL models accept it with a
+``UserWarning`` that it has no effect); when nothing can take it, it is a
+``ValueError`` raised before anything is trained.
 
 Where a key goes is read from what the classes declare, never from a built
 model: the signatures of the model's constructor, of its ``train_model`` and of
@@ -42,8 +44,8 @@ Differences from MeTaL v0.5 (deliberate fixes):
 * a range with ``lo > hi`` is an error (v0.5 swapped the bounds);
 * caller dicts (search space, ``init_kwargs``, ``module_kwargs``, ...) are never
   modified, and configurations never share list values;
-* modules receive only the keys their constructors name; unknown keys are
-  reported, all together, before training;
+* modules receive only the keys their constructors name; keys that no
+  argument can take are reported, all together, before training;
 * the models train quietly unless ``verbose`` is in ``init_kwargs`` or
   ``train_kwargs``; a verbose search prints one line per trial and a table;
 * checkpoints of each trial go to a temporary folder unless the caller set
@@ -311,7 +313,7 @@ class ModelTuner:
         keys += [k for k in required_keys if k not in keys]
         _reject_reserved_keys(keys, self.module_classes)
         model = _ModelInterface.of(self.model_class)
-        routing = _Routing.plan(model, self.module_classes, keys)
+        routing = _Routing.plan(model, self.module_classes, keys, required_keys)
         self._check_keys_known(routing, required_keys)
         _check_list_candidates(model, discrete)
         self._routing = routing
@@ -930,9 +932,15 @@ class _Routing:
 
     @classmethod
     def plan(
-        cls, model: _ModelInterface, module_classes: Mapping, keys: Sequence[str]
+        cls,
+        model: _ModelInterface,
+        module_classes: Mapping,
+        keys: Sequence[str],
+        required: Sequence[str] = (),
     ) -> "_Routing":
-        """Route ``keys`` from the declarations of the model and module classes."""
+        """Route ``keys`` from the declarations of the model and module classes
+        (``required``: the tuner's own keys among them, which the model must
+        declare)."""
         considered = list(keys) + [k for k in _TUNER_SETTINGS if k not in keys]
         init_keys = frozenset(k for k in considered if model.init_accepts(k))
         train_keys = frozenset(k for k in considered if model.train_accepts(k))
@@ -941,6 +949,14 @@ class _Routing:
             names = _Signature.of(module_class).names
             module_keys[name] = frozenset(k for k in keys if k in names)
         taken = init_keys.union(train_keys, *module_keys.values())
+        if model.init.takes_var_kwargs:
+            # MeTaL's tuners inserted every key into the model's arguments; a
+            # key nothing declares goes to the constructor's ``**kwargs``, where
+            # the model's own config merge accepts it with a warning. The
+            # tuner's own keys must really be accepted: they are not passed on.
+            passed_on = [k for k in keys if k not in taken and k not in required]
+            init_keys = init_keys.union(passed_on)
+            taken = taken.union(passed_on)
         return cls(
             keys=tuple(keys),
             init_keys=init_keys,

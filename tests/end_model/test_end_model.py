@@ -74,22 +74,24 @@ class EndModelTestCase(unittest.TestCase):
         self.assertFalse(em.training)
 
     def test_custom_modules(self):
-        """As the original, except the head width must equal k (a mismatch is
-        an error now)."""
+        """MeTaL v0.5's test as written: ``layer_out_dims`` ends in 8 while the
+        head emits 2 logits; the model warns and uses k=2, as MeTaL did."""
         input_module = nn.Sequential(IdentityModule(), nn.Linear(2, 10))
         middle_modules = [nn.Linear(10, 8), IdentityModule()]
         head_module = nn.Sequential(nn.Linear(8, 2), IdentityModule())
-        em = EndModel(
-            seed=1,
-            input_module=input_module,
-            middle_modules=middle_modules,
-            head_module=head_module,
-            layer_out_dims=[10, 8, 2],
-            input_batchnorm=False,
-            middle_batchnorm=False,
-            middle_dropout=0.0,
-            **self.kwargs(),
-        )
+        with self.assertWarnsRegex(UserWarning, "head emits 2 logits.*k=2"):
+            em = EndModel(
+                seed=1,
+                input_module=input_module,
+                middle_modules=middle_modules,
+                head_module=head_module,
+                layer_out_dims=[10, 8, 8],
+                input_batchnorm=False,
+                middle_batchnorm=False,
+                middle_dropout=0.0,
+                **self.kwargs(),
+            )
+        self.assertEqual(em.k, 2)
         em.train_model(
             self.train,
             valid_data=self.valid,
@@ -98,15 +100,40 @@ class EndModelTestCase(unittest.TestCase):
             show_plots=False,
         )
         self.assertGreater(em.score(self.test, verbose=False), 0.95)
+        self.assertEqual(em.predict_proba(self.test[0]).shape, (500, 2))
+        self.assertLessEqual(set(em.predict(self.test[0]).tolist()), {1, 2})
 
-    def test_head_width_mismatch(self):
-        with self.assertRaisesRegex(ValueError, "k=8"):
+    def test_head_wider_than_k(self):
+        with self.assertRaisesRegex(ValueError, "head emits 3 logits but k=2"):
             EndModel(
-                layer_out_dims=[10, 8, 8],
+                layer_out_dims=[10, 8, 2],
                 input_module=nn.Linear(2, 10),
-                head_module=nn.Sequential(nn.Linear(8, 2), IdentityModule()),
+                head_module=nn.Sequential(nn.Linear(8, 3), IdentityModule()),
                 **self.kwargs(),
             )
+
+    def test_v05_keyword_arguments(self):
+        """MeTaL v0.5 code passes ``batchnorm``, ``dropout`` and ``k``, which
+        are not config keys: each is kept with a warning and changes nothing."""
+        with self.assertWarns(UserWarning) as caught:
+            em = EndModel(
+                [2, 10, 2], batchnorm=True, dropout=0.1, seed=1, **self.kwargs()
+            )
+        messages = [str(w.message) for w in caught.warnings]
+        self.assertEqual(len(messages), 2, messages)
+        self.assertIn("did you mean 'middle_batchnorm'?", messages[0])
+        self.assertIn("did you mean 'middle_dropout'?", messages[1])
+        self.assertEqual(em.config["batchnorm"], True)  # inserted, as in MeTaL
+        self.assertFalse(em.config["middle_layer_config"]["middle_batchnorm"])
+        self.assertEqual(em.config["middle_layer_config"]["middle_dropout"], 0.0)
+        em.train_model(self.train, valid_data=self.valid, n_epochs=5)
+        self.assertGreater(em.score(self.test, verbose=False), 0.95)
+        with self.assertWarnsRegex(UserWarning, "'k'.*no effect"):
+            em = EndModel(layer_out_dims=[2, 10, 8], k=8, **self.kwargs())
+        self.assertEqual(em.k, 8)
+        with self.assertWarnsRegex(UserWarning, "'batchnorm'"):
+            em.train_model(self.train, n_epochs=1, batchnorm=False)
+        self.assertEqual(em.config["train_config"]["n_epochs"], 1)
 
     def test_head_width_mismatch_found_at_training(self):
         class Opaque(nn.Module):
@@ -316,8 +343,10 @@ class EndModelTestCase(unittest.TestCase):
         em.update_config({"n_epochs": 3, "train_config": {"l2": 0.5}})
         self.assertEqual(em.config["train_config"]["n_epochs"], 3)
         self.assertEqual(em.config["train_config"]["l2"], 0.5)
-        with self.assertRaisesRegex(ValueError, "n_epoch"):
+        with self.assertWarnsRegex(UserWarning, "'n_epoch'.*'n_epochs'"):
             em.update_config({"n_epoch": 3})
+        self.assertNotIn("n_epoch", em.config)
+        self.assertEqual(em.config["train_config"]["n_epochs"], 3)
 
     def test_default_num_workers_is_zero(self):
         em = EndModel([2, 10, 2], **self.kwargs())
@@ -365,10 +394,10 @@ class EndModelBadInputTestCase(unittest.TestCase):
         self.assertBad("log_unit", (self.X, self.Y), log_unit="minutes")
         self.assertBad("writer", (self.X, self.Y), writer="csv")
 
-    def test_unknown_config_keys(self):
-        with self.assertRaisesRegex(ValueError, "batchnorm"):
-            EndModel([2, 4, 2], batchnorm=True)
-        self.assertBad("learning_rate", (self.X, self.Y), learning_rate=0.1)
+    def test_bad_values_of_known_keys_still_raise(self):
+        with self.assertRaisesRegex(ValueError, "middle_dropout"):
+            EndModel([2, 4, 2], middle_dropout=1.5)
+        self.assertBad("lr", (self.X, self.Y), lr=-1.0)
 
     def test_bad_architecture_settings(self):
         with self.assertRaisesRegex(ValueError, "layer_out_dims"):

@@ -1,3 +1,4 @@
+import json
 import os
 import pickle
 import tempfile
@@ -8,8 +9,9 @@ import numpy as np
 import scipy.sparse as sparse
 import torch
 
-from metal.label_model import LabelModel, MajorityLabelVoter
+from metal.label_model import LabelModel, MajorityLabelVoter, label_model
 from metal.synthetic.generate import SingleTaskTreeDepsGenerator
+from tests.test_checks import bad_forms, recorded_densifications
 
 
 class NoJunctionTree(LabelModel):
@@ -288,6 +290,67 @@ class LabelModelConfigTest(unittest.TestCase):
         np.testing.assert_allclose(model.p, [0.2, 0.3, 0.5])
         model._set_class_balance(None, None)
         np.testing.assert_allclose(model.p, [1 / 3] * 3)
+
+    def test_class_balance_ignores_unlabeled_Y_dev_items(self):
+        # 0 marks an item without a gold label: only labels 1..k are counted.
+        model = LabelModel(k=3, verbose=False)
+        model._set_class_balance(None, np.array([0, 1, 0, 3, 3, 1, 0]))
+        np.testing.assert_allclose(model.p, [0.5, 0.0, 0.5])
+        model.train_model(self.data.L, Y_dev=np.r_[np.zeros(50, int), [1, 2, 2, 2]])
+        np.testing.assert_allclose(model.p, [0.25, 0.75, 0.0])
+        with self.assertRaisesRegex(ValueError, "Y_dev must contain at least one"):
+            model.train_model(self.data.L, Y_dev=np.zeros(10, int))
+
+    def test_json_writer_logs_the_fit(self):
+        with tempfile.TemporaryDirectory() as log_dir:
+            model = LabelModel(k=2, verbose=False, seed=0, writer="json")
+            model.train_model(
+                self.data.L,
+                n_epochs=20,
+                log_train_every=5,
+                log_dir=log_dir,
+                run_dir="lm",
+                run_name="fit",
+            )
+            (run,) = os.listdir(os.path.join(log_dir, "lm"))
+            self.assertTrue(run.startswith("fit"))
+            with open(os.path.join(log_dir, "lm", run, "log.json")) as f:
+                log = json.load(f)
+            steps = [step for step, _ in log["run_log"]["train/loss"]]
+            self.assertEqual(steps, [5, 10, 15, 20])
+            self.assertEqual(log["config"]["train_config"]["n_epochs"], 20)
+            self.assertTrue(
+                os.path.exists(os.path.join(log_dir, "lm", run, "config.json"))
+            )
+
+    def test_tensorboard_writer_logs_the_fit(self):
+        try:
+            import tensorboardX  # noqa: F401
+        except ImportError:
+            self.skipTest("tensorboardX is not installed")
+        with tempfile.TemporaryDirectory() as log_dir:
+            model = LabelModel(k=2, verbose=False, seed=0)
+            model.train_model(
+                self.data.L,
+                n_epochs=10,
+                writer="tensorboard",
+                log_dir=log_dir,
+                run_dir="lm",
+                run_name="tb",
+            )
+            (run,) = os.listdir(os.path.join(log_dir, "lm"))
+            files = os.listdir(os.path.join(log_dir, "lm", run))
+            self.assertTrue(any(f.startswith("events.out.tfevents") for f in files))
+
+    def test_unsupported_run_settings_are_refused(self):
+        with self.assertRaisesRegex(ValueError, "checkpoint must be False"):
+            LabelModel(k=2, checkpoint=True)
+        model = LabelModel(k=2, verbose=False)
+        with self.assertRaisesRegex(ValueError, "checkpoint must be False"):
+            model.train_model(self.data.L, checkpoint=True)
+        with self.assertRaisesRegex(ValueError, "writer"):
+            model.train_model(self.data.L, writer="csv")
+        self.assertFalse(model.is_trained)
 
     def test_array_prec_init_and_l2(self):
         m, k = 6, 2
@@ -848,11 +911,10 @@ class LabelModelBadInputTest(unittest.TestCase):
             (dict(class_balance=[0.5, 0.6]), "sum to 1"),
             (dict(class_balance=[1.0]), "length k=2"),
             (dict(Y_dev=[1, 3]), "Y_dev"),
-            (dict(Y_dev=[0, 1]), "Y_dev"),
+            (dict(Y_dev=[0, 0]), "Y_dev"),
             (dict(deps=[(0, 12)]), "source 12"),
             (dict(deps=[(1, 1)]), "self-loop"),
             (dict(deps=[(0, 1, 2)]), "pairs"),
-            (dict(nonsense=3), "nonsense"),
             (dict(prec_init=np.ones(3)), "prec_init"),
             (dict(prec_init=1.5), "prec_init"),
             (dict(l2=np.ones(7)), "l2"),
@@ -867,7 +929,7 @@ class LabelModelBadInputTest(unittest.TestCase):
                     LabelModel(k=2, verbose=False).train_model(L, **kwargs)
 
     def test_bad_constructor_arguments(self):
-        with self.assertRaisesRegex(ValueError, "foo"):
+        with self.assertWarnsRegex(UserWarning, "LabelModel .*'foo'.*no effect"):
             LabelModel(k=2, foo=1)
         with self.assertRaisesRegex(ValueError, "k"):
             LabelModel(k=1)
@@ -975,6 +1037,107 @@ class LabelModelPersistenceTest(unittest.TestCase):
             with self.assertRaises(Exception) as context:
                 LabelModel.load(path)
             self.assertNotIsInstance(context.exception, AssertionError)
+
+
+class LabelModelInputFormsTest(unittest.TestCase):
+    """Every documented form of L gives exactly the int8 form's fit and
+    posteriors, on any number of threads; bad values raise in every form."""
+
+    @classmethod
+    def setUpClass(cls):
+        rng = np.random.default_rng(5)
+        n = 2 * label_model._CHUNK_ROWS + 1234  # three chunks per pass
+        Y = rng.integers(1, 4, n)
+        accuracy = [0.9, 0.8, 0.75, 0.7, 0.65, 0.6]
+        votes = [make_votes(Y, a, 0.3, 3, rng) for a in accuracy]
+        cls.L = np.stack(votes, axis=1).astype(np.int8)
+
+    def forms(self):
+        L = self.L
+        return [
+            ("int64", L.astype(np.int64)),
+            ("int32", L.astype(np.int32)),
+            ("float64", L.astype(np.float64)),
+            ("float32 Fortran order", np.asfortranarray(L.astype(np.float32))),
+            ("csr", sparse.csr_matrix(L.astype(np.float64))),
+            ("csc", sparse.csc_matrix(L)),
+            ("coo", sparse.coo_matrix(L.astype(np.int64))),
+            ("torch int64", torch.from_numpy(L.astype(np.int64))),
+            ("torch sparse", torch.from_numpy(L).to_sparse()),
+        ]
+
+    def fit(self, L, **kwargs):
+        model = LabelModel(k=3, verbose=False)
+        model.train_model(L, seed=1, **kwargs)
+        return model, model.predict_proba(L)
+
+    def assertSameFit(self, fitted, reference):
+        (model, probs), (ref_model, ref_probs) = fitted, reference
+        self.assertTrue(torch.equal(model.mu, ref_model.mu))
+        self.assertTrue(torch.equal(model.O, ref_model.O))
+        np.testing.assert_array_equal(probs, ref_probs)
+
+    def test_every_form_gives_the_int8_result(self):
+        reference = self.fit(self.L)
+        for name, L in self.forms():
+            with self.subTest(form=name):
+                self.assertSameFit(self.fit(L), reference)
+
+    def test_every_form_gives_the_int8_result_with_deps(self):
+        reference = self.fit(self.L, deps=[(0, 1), (1, 2)])
+        for name, L in self.forms()[::2]:
+            with self.subTest(form=name):
+                self.assertSameFit(self.fit(L, deps=[(0, 1), (1, 2)]), reference)
+
+    def test_threads_do_not_change_the_result_and_are_restored(self):
+        threads = torch.get_num_threads()
+        self.addCleanup(torch.set_num_threads, threads)
+        results = {}
+        for count in (1, 2, 3):
+            torch.set_num_threads(count)
+            model = LabelModel(k=3, verbose=False)
+            self.assertEqual(model._pass_workers(self.L), count)
+            results[count] = self.fit(self.L)
+            self.assertEqual(torch.get_num_threads(), count)
+        self.assertSameFit(results[2], results[1])
+        self.assertSameFit(results[3], results[1])
+
+    def test_chunks_are_shared_among_workers(self):
+        """Each chunk goes to exactly one worker, with its first row; torch runs
+        on one thread inside the workers."""
+        threads = torch.get_num_threads()
+        self.addCleanup(torch.set_num_threads, threads)
+        torch.set_num_threads(2)
+        chunks = [np.full((size, 2), i) for i, size in enumerate([5, 5, 5, 2])]
+
+        def drain(shared):
+            return [
+                (start, int(c[0, 0]), torch.get_num_threads()) for start, c in shared
+            ]
+
+        results = label_model._share_chunks(drain, iter(chunks), len, workers=3)
+        seen = sorted(item for part in results for item in part)
+        self.assertEqual(seen, [(0, 0, 1), (5, 1, 1), (10, 2, 1), (15, 3, 1)])
+        self.assertEqual(torch.get_num_threads(), 2)
+
+    def test_sparse_L_is_densified_one_chunk_at_a_time(self):
+        with recorded_densifications() as rows:
+            self.fit(sparse.csc_matrix(self.L))
+        self.assertEqual(len(rows), 6)  # three chunks for O, three to predict
+        self.assertLessEqual(max(rows), label_model._CHUNK_ROWS)
+
+    def test_bad_values_raise_in_every_form(self):
+        trained, _ = self.fit(self.L)
+        for bad, message in ((4, "larger than k=3"), (-1, "negative"), (2.5, "")):
+            L = self.L.astype(np.float64)
+            L[-7, 2] = bad
+            message = message or "fractional value 2.5"
+            for name, value in bad_forms(L):
+                with self.subTest(bad=bad, form=name):
+                    with self.assertRaisesRegex(ValueError, f"^L must .*{message}"):
+                        LabelModel(k=3, verbose=False).train_model(value)
+                    with self.assertRaisesRegex(ValueError, f"^L must .*{message}"):
+                        trained.predict_proba(value)
 
 
 if __name__ == "__main__":

@@ -199,6 +199,31 @@ class CheckpointerTrainingTestCase(unittest.TestCase):
             [f"model_checkpoint_{i}.pth" for i in range(1, 6)],
         )
 
+    def test_checkpointing_with_v05_arguments(self):
+        """MeTaL v0.5 built this model with ``batchnorm``/``dropout`` keyword
+        arguments (kept with a warning, no effect) and passed the checkpoint
+        settings to ``train_model``."""
+        with self.assertWarnsRegex(UserWarning, "'batchnorm'"):
+            em = EndModel(
+                seed=1,
+                batchnorm=False,
+                dropout=0.0,
+                layer_out_dims=[2, 10, 2],
+                verbose=False,
+                checkpoint_dir=self.dir,
+            )
+        em.train_model(
+            self.train,
+            valid_data=self.valid,
+            n_epochs=5,
+            checkpoint=True,
+            checkpoint_every=1,
+            checkpoint_best=False,
+        )
+        final = em.state_dict()["network.1.0.weight"]
+        self.assertTrue(torch.equal(self.weight("model_checkpoint_5.pth"), final))
+        self.assertEqual(len(os.listdir(self.dir)), 5)
+
     def test_best_model_restored_whether_or_not_verbose(self):
         for verbose in (False, True):
             em = EndModel([2, 10, 2], seed=1, verbose=verbose, checkpoint_dir=self.dir)

@@ -84,8 +84,9 @@ class MetalModelTest(unittest.TestCase):
         self.assertIsNot(
             self.model.head_modules["task0"], self.model.head_modules["task1"]
         )
-        with self.assertRaisesRegex(ValueError, "colour"):
-            MetalModel(self.tasks, verbose=False, colour="blue")
+        with self.assertWarnsRegex(UserWarning, "MetalModel .*'colour'"):
+            model = MetalModel(self.tasks, verbose=False, colour="blue")
+        self.assertEqual(model.config["colour"], "blue")  # inserted, as in MeTaL
         with self.assertRaises(NotImplementedError):
             MetalModel(self.tasks, verbose=False, fp16=True)
         self.model.update_config({"verbose": True})

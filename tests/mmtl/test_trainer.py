@@ -434,8 +434,16 @@ class MultitaskTrainerTest(TempDirTestCase):
             trainer.config["optimizer_config"]["optimizer_common"]["lr"], 0.02
         )
         self.assertEqual(trainer.config["logger_config"]["log_every"], 2)
-        with self.assertRaisesRegex(ValueError, "colour"):
-            MultitaskTrainer(colour="blue")
+        with self.assertWarnsRegex(UserWarning, "MultitaskTrainer .*'colour'"):
+            trainer = MultitaskTrainer(verbose=False, colour="blue")
+        self.assertEqual(trainer.config["colour"], "blue")  # inserted, as in MeTaL
+        with self.assertWarnsRegex(UserWarning, "'n_epoch'.*'n_epochs'"):
+            trainer.train_model(
+                MetalModel(v05_tasks(1), verbose=False),
+                v05_payloads(1, n=40),
+                n_epoch=1,
+                n_epochs=1,
+            )
 
     def test_bad_payloads(self):
         model = MetalModel(v05_tasks(1), verbose=False)

@@ -167,6 +167,19 @@ class MTLabelModelTestCase(unittest.TestCase):
         np.testing.assert_allclose(model.p, counts / 1000)
         self.assertEqual(len(model.p), 4)
 
+    def test_class_balance_skips_Y_dev_items_without_gold(self):
+        data = self.data
+        model = MTLabelModel(task_graph=data.task_graph, verbose=False, seed=0)
+        Y_dev = [Y_s[:1000].copy() for Y_s in data.Y]
+        Y_dev[1][:300] = 0  # no gold label on task 1 for the first 300 items
+        model.train_model(data.L, Y_dev=Y_dev, n_epochs=10)
+        kept = [y[300:, None] for y in Y_dev]
+        counts = np.bincount(flatten_votes(kept)[:, 0] - 1, minlength=4)
+        np.testing.assert_allclose(model.p, counts / 700)
+        unlabeled = [np.zeros(10, int) for _ in Y_dev]
+        with self.assertRaisesRegex(ValueError, "Y_dev must contain at least one"):
+            model.train_model(data.L, Y_dev=unlabeled, n_epochs=1)
+
     def test_K_builds_a_plain_task_graph(self):
         data = self.data
         model = MTLabelModel(K=[2, 3, 3], verbose=False, seed=0)
@@ -236,7 +249,7 @@ class MTLabelModelTestCase(unittest.TestCase):
     def test_constructor_errors(self):
         with self.assertRaisesRegex(ValueError, "K .*task_graph"):
             MTLabelModel()
-        with self.assertRaisesRegex(ValueError, "bogus"):
+        with self.assertWarnsRegex(UserWarning, "MTLabelModel .*'bogus'"):
             MTLabelModel(K=[2, 2], bogus=1)
         with self.assertRaisesRegex(ValueError, "disagrees"):
             MTLabelModel(K=[2, 2], task_graph=TaskGraph([2, 3]))

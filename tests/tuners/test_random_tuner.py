@@ -226,15 +226,18 @@ class LabelModelTuningTest(unittest.TestCase):
         self.assertGreater(score, 0.9)
 
     def test_label_model_unknown_key(self):
-        tuner = RandomSearchTuner(LabelModel)
-        with self.assertRaises(ValueError) as cm:
-            tuner.search(
-                {"layer_out_dims": [[2, 2]]},
+        # As in MeTaL the key reaches the model, which ignores it; we warn.
+        tuner = RandomSearchTuner(LabelModel, seed=1)
+        with self.assertWarnsRegex(UserWarning, "LabelModel .*'layer_out_dims'"):
+            model = tuner.search(
+                {"layer_out_dims": [[2, 2]], "n_epochs": [50]},
                 (self.L_dev, self.Y_dev),
                 train_args=[self.L_train],
                 verbose=False,
             )
-        self.assertIn("layer_out_dims", str(cm.exception))
+        self.assertIsInstance(model, LabelModel)
+        self.assertNotIn("layer_out_dims", model.config)
+        self.assertEqual(model.config["train_config"]["n_epochs"], 50)
 
 
 @unittest.skipIf(MTEndModel is None, "metal.multitask.MTEndModel is not available")

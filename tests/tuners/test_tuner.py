@@ -10,6 +10,7 @@ import os
 import random
 import tempfile
 import unittest
+import warnings
 
 import numpy as np
 import torch
@@ -230,13 +231,23 @@ class SearchValidationTest(unittest.TestCase):
         args.update(kwargs)
         return tuner.search(space, self.valid, **args)
 
-    def test_unknown_keys_are_named(self):
-        with self.assertRaises(ValueError) as cm:
-            self.search({"lr": [0.01], "learning_rate": [0.1], "dropout": [0.1]})
-        message = str(cm.exception)
-        self.assertIn("learning_rate", message)
-        self.assertIn("dropout", message)
-        self.assertNotIn("'lr'", message)
+    def test_undeclared_keys_reach_the_model_with_a_warning(self):
+        # MeTaL's tuners inserted every key into the model's config; the
+        # EndModel keeps an unknown key and warns that it has no effect.
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            model = self.search(
+                {"lr": [0.01], "learning_rate": [0.1], "dropout": [0.1]}
+            )
+        messages = [str(w.message) for w in caught if w.category is UserWarning]
+        self.assertTrue(any("'learning_rate'" in m for m in messages), messages)
+        self.assertTrue(
+            any("'dropout'" in m and "'middle_dropout'" in m for m in messages),
+            messages,
+        )
+        self.assertFalse(any("'lr'" in m for m in messages), messages)
+        self.assertEqual(model.config["dropout"], 0.1)
+        self.assertEqual(model.config["learning_rate"], 0.1)
 
     def test_bad_space_raises_in_search(self):
         for space in (
@@ -270,7 +281,7 @@ class SearchValidationTest(unittest.TestCase):
     def test_nothing_trained_on_error(self):
         tuner = RandomSearchTuner(EndModel, seed=1)
         with self.assertRaises(ValueError):
-            self.search({"lr": [0.1], "bogus": [1]}, tuner=tuner)
+            self.search({"lr": [0.1], "layer_out_dims": [2, 10, 2]}, tuner=tuner)
         self.assertEqual(tuner.run_stats, [])
 
     def test_global_rng_untouched_by_validation(self):
@@ -280,7 +291,7 @@ class SearchValidationTest(unittest.TestCase):
         np.random.seed(3)
         torch.manual_seed(3)
         with self.assertRaises(ValueError):
-            self.search({"lr": [0.1], "bogus": [1]})
+            self.search({"lr": [0.1], "layer_out_dims": [2, 10, 2]})
         self.assertEqual((np.random.random(), torch.rand(1).item()), expected)
 
 
@@ -620,9 +631,19 @@ class KeyRoutingTest(unittest.TestCase):
         self.assertFalse(routing.has_checkpoint_dir)
 
     def test_unknown_keys_reported_together_before_training(self):
+        # Without **kwargs nothing can take an undeclared key.
+        tuner = RandomSearchTuner(ExplicitModel)
+        with self.assertRaisesRegex(ValueError, r"\['gamma', 'delta'\]"):
+            self.prepare(tuner, {"gamma": [1], "alpha": [0.1], "delta": [1]})
+
+    def test_undeclared_keys_go_to_the_constructor_kwargs(self):
         tuner = RandomSearchTuner(LabelModel)
-        with self.assertRaisesRegex(ValueError, r"\['layer_out_dims', 'lr_x'\]"):
-            self.prepare(tuner, {"layer_out_dims": [[2, 2]], "lr": [0.1], "lr_x": [1]})
+        routing = self.prepare(
+            tuner, {"layer_out_dims": [[2, 2]], "lr": [0.1], "lr_x": [1]}
+        )
+        self.assertEqual(routing.unknown, ())
+        self.assertLessEqual({"layer_out_dims", "lr", "lr_x"}, routing.init_keys)
+        self.assertNotIn("lr_x", routing.train_keys)
 
     def test_list_valued_keys_need_list_candidates(self):
         tuner = RandomSearchTuner(EndModel)
@@ -646,8 +667,10 @@ class KeyRoutingTest(unittest.TestCase):
         tuner = RandomSearchTuner(DeclaredModel)
         with self.assertRaisesRegex(ValueError, "dims"):
             self.prepare(tuner, {"dims": [1, 2, 3]})
-        with self.assertRaisesRegex(ValueError, "gamma"):
-            self.prepare(tuner, {"alpha": [1.0], "gamma": [1]})
+        # An undeclared key goes to the constructor's **kwargs, as in MeTaL.
+        routing = self.prepare(tuner, {"alpha": [1.0], "gamma": [1]})
+        self.assertIn("gamma", routing.init_keys)
+        self.assertEqual(routing.unknown, ())
         routing = self.prepare(tuner, {"dims": [[1, 2]], "section": [{"dims": [3]}]})
         self.assertEqual(routing.init_keys & {"dims", "section"}, {"dims", "section"})
         self.assertEqual(DeclaredModel.built, 0)

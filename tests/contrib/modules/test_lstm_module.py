@@ -35,6 +35,19 @@ def memorize_marker_data():
     return X, Y
 
 
+def attention_lstm(bidirectional=False, vocab_size=MAX_INT + 1):
+    """The original's LSTM over token embeddings with attention pooling."""
+    return LSTMModule(
+        4,
+        10,
+        bidirectional=bidirectional,
+        verbose=False,
+        lstm_reduction="attention",
+        encoder_class=EmbeddingsEncoder,
+        encoder_kwargs={"vocab_size": vocab_size},
+    )
+
+
 def split(X, Y):
     return (X[:800], Y[:800]), (X[800:900], Y[800:900]), (X[900:], Y[900:])
 
@@ -57,44 +70,45 @@ class LSTMTrainingTest(unittest.TestCase):
         torch.manual_seed(1)
         np.random.seed(1)
 
-    def end_model(self, lstm_module, **kwargs):
+    def end_model(self, lstm_module, batchnorm_key="input_batchnorm", **kwargs):
+        """The original's EndModel over ``lstm_module`` (``batchnorm_key``:
+        the name its batchnorm setting is passed under)."""
         return EndModel(
             input_module=lstm_module,
             layer_out_dims=[lstm_module.output_dim, MAX_INT],
             optimizer="adam",
-            input_batchnorm=True,
             seed=1,
             verbose=False,
             checkpoint_dir=self.tmp.name,
+            **{batchnorm_key: True},
             **kwargs,
         )
 
     def test_lstm_memorize_first(self):
         train, dev, test = split(*memorize_first_data())
-        lstm_module = LSTMModule(
-            4,
-            10,
-            bidirectional=False,
-            verbose=False,
-            lstm_reduction="attention",
-            encoder_class=EmbeddingsEncoder,
-            encoder_kwargs={"vocab_size": MAX_INT + 1},
-        )
+        lstm_module = attention_lstm()
         em = self.end_model(lstm_module)
+        em.train_model(train, valid_data=dev, n_epochs=10, verbose=False)
+        self.assertGreater(em.score(test, verbose=False), 0.95)
+
+    def test_lstm_with_v05_keyword_arguments(self):
+        """The EndModel built as MeTaL v0.5's LSTM test builds it: ``k`` and
+        ``batchnorm`` are not config keys; each is kept with a warning."""
+        train, dev, test = split(*memorize_first_data())
+        lstm_module = attention_lstm()
+        with self.assertWarns(UserWarning) as caught:
+            em = self.end_model(lstm_module, batchnorm_key="batchnorm", k=MAX_INT)
+        messages = sorted(str(w.message) for w in caught.warnings)
+        self.assertEqual(len(messages), 2, messages)
+        self.assertIn("'batchnorm'", messages[0])
+        self.assertIn("'k'", messages[1])
+        self.assertEqual(em.k, MAX_INT)
         em.train_model(train, valid_data=dev, n_epochs=10, verbose=False)
         self.assertGreater(em.score(test, verbose=False), 0.95)
 
     def test_lstm_memorize_marker(self):
         train, dev, test = split(*memorize_marker_data())
-        lstm_module = LSTMModule(
-            4,
-            10,
-            bidirectional=True,
-            verbose=False,
-            lstm_reduction="attention",
-            encoder_class=EmbeddingsEncoder,
-            encoder_kwargs={"vocab_size": MAX_INT + 2},
-        )
+        lstm_module = attention_lstm(bidirectional=True, vocab_size=MAX_INT + 2)
         em = self.end_model(lstm_module)
         em.train_model(train, valid_data=dev, n_epochs=15, verbose=False)
         self.assertGreater(em.score(test, verbose=False), 0.95)
