@@ -17,7 +17,8 @@ The checks, by kind:
 * label vectors: ``arraylike_to_numpy``, ``check_int_vector``,
   ``check_label_vector``, ``labels_to_tensor``, ``check_train_labels``,
   ``check_gold_labels``;
-* multi-task labels: ``check_task_list``, ``check_feasible_rows``.
+* multi-task labels: ``check_task_list``, ``check_feasible_rows``;
+* features: ``check_features``.
 
 This module imports nothing else of ``metal``, so every layer can use it.
 """
@@ -69,6 +70,36 @@ def _tensor_to_numpy(values: torch.Tensor) -> np.ndarray:
     """A tensor (any device, sparse or dense) as a dense NumPy array."""
     values = values.detach().cpu()
     return (values.to_dense() if values.is_sparse else values).numpy()
+
+
+def _from_pandas(values: Any, name: str) -> Any:
+    """A pandas DataFrame or Series as a NumPy array of its columns' common
+    NumPy dtype (nullable ``Int64``/``boolean``/``Float64`` columns included);
+    anything else unchanged. Missing values (NA, NaN, None) raise."""
+    if not type(values).__module__.startswith("pandas") or not callable(
+        getattr(values, "isna", None)
+    ):
+        return values
+    missing = np.asarray(values.isna())
+    if missing.any():
+        first = np.argwhere(missing)[0]
+        where = (
+            f"row {first[0]}, column {first[1]}"
+            if missing.ndim == 2
+            else f"item {first[0]}"
+        )
+        raise ValueError(
+            f"{name} must not have missing values; found {int(missing.sum())} "
+            f"(NA/NaN), the first at {where}. Use 0 for an abstain or an "
+            "unlabeled item."
+        )
+    dtypes = list(values.dtypes) if missing.ndim == 2 else [values.dtype]
+    numpy_dtypes = [getattr(d, "numpy_dtype", d) for d in dtypes]
+    try:
+        dtype = np.result_type(*numpy_dtypes)
+    except TypeError:  # categorical, string, ... columns: let the checks judge
+        return values.to_numpy()
+    return values.to_numpy(dtype=dtype)
 
 
 def _plain(values: Any) -> Any:
@@ -487,7 +518,9 @@ def check_label_matrix(
     """Validate a label matrix ``[n, m]`` with entries in ``{0, 1, ..., k}``.
 
     Accepts dense NumPy arrays (any integer dtype or integral floats), any
-    scipy.sparse format, torch tensors (dense or sparse) and nested lists.
+    scipy.sparse format, torch tensors (dense or sparse), pandas DataFrames
+    (nullable ``Int64`` columns included; missing values raise) and nested
+    lists.
 
     Returns:
         a dense array of the narrowest integer dtype that holds the labels, or a
@@ -501,6 +534,7 @@ def check_label_matrix(
         raise ValueError(f"{name} must be a label matrix of shape [n, m]; found None.")
     if isinstance(L, torch.Tensor):
         L = _tensor_label_matrix(L, name)
+    L = _from_pandas(L, name)
     if sparse.issparse(L):
         if L.ndim != 2:
             raise ValueError(f"{name} must be 2-D [n, m]; found shape {L.shape}.")
@@ -675,13 +709,15 @@ def iter_dense_chunks(
 def arraylike_to_numpy(array_like: Any) -> np.ndarray:
     """Convert a 1-D array-like of integer labels to an ``int64`` NumPy array.
 
-    Accepts lists, tuples, NumPy arrays, torch tensors (any device) and
+    Accepts lists, tuples, NumPy arrays, torch tensors (any device), pandas
+    Series (nullable ``Int64`` included; missing values raise) and
     scipy.sparse matrices. ``[n, 1]`` and ``[1, n]`` inputs are flattened.
 
     Raises:
         ValueError: if the input is not 1-D (strings and matrices included) or
             holds non-integral / non-finite values.
     """
+    array_like = _from_pandas(array_like, "The labels")
     if isinstance(array_like, torch.Tensor):
         arr = array_like.detach().cpu().numpy()
     elif sparse.issparse(array_like):
@@ -904,3 +940,57 @@ def check_feasible_rows(
             f"feasible under {where} ({changes}); feasible vectors are "
             f"{F.tolist()}."
         )
+
+
+# =============================================================== features
+def check_features(
+    X: Union[torch.Tensor, sparse.spmatrix],
+    name: str,
+    width: Optional[int] = None,
+    allow_empty: bool = True,
+) -> None:
+    """Check a batch of model inputs ``[n, ...]`` (a tensor or a scipy.sparse
+    matrix): at least one row unless ``allow_empty``, ``width`` features per
+    row (the size of the last axis) when given, and (for floats) only finite
+    values.
+
+    Raises:
+        ValueError: naming ``name``, e.g. ``"X must have 2 features per item
+            (the model's input width); found shape (5, 3)."`` or ``"X has NaN
+            or infinite values (first in row 4)."``
+    """
+    shape = tuple(X.shape)
+    if not allow_empty and (len(shape) == 0 or shape[0] == 0):
+        raise ValueError(
+            f"{name} must have at least one item; found shape {shape} (there is "
+            "nothing to train on)."
+        )
+    if width is not None and (len(shape) < 2 or shape[-1] != width):
+        raise ValueError(
+            f"{name} must have {width} features per item (the model's input "
+            f"width), shape [n, {width}]; found shape {shape}."
+        )
+    row = _first_non_finite_row(X)
+    if row is not None:
+        raise ValueError(
+            f"{name} has NaN or infinite values (first in row {row}); features "
+            "must be finite."
+        )
+
+
+def _first_non_finite_row(X: Any) -> Optional[int]:
+    """The first row of ``X`` holding NaN or an infinity (None if none; integer
+    inputs have none)."""
+    if sparse.issparse(X):
+        X = sparse.csr_matrix(X)
+        if X.dtype.kind != "f" or np.isfinite(X.data).all():
+            return None
+        first = int(np.flatnonzero(~np.isfinite(X.data))[0])
+        return int(np.searchsorted(X.indptr, first, side="right") - 1)
+    if not isinstance(X, torch.Tensor) or not X.is_floating_point() or X.dim() == 0:
+        return None
+    finite = torch.isfinite(X)
+    if bool(finite.all()):
+        return None
+    rows_ok = finite.reshape(X.shape[0], -1).all(dim=1)
+    return int(torch.nonzero(~rows_ok)[0, 0])

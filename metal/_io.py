@@ -17,6 +17,7 @@ import importlib
 import json
 import os
 import shutil
+import stat
 import tempfile
 from typing import IO, Any, Callable, Dict, Optional, Union
 
@@ -31,8 +32,10 @@ __all__ = [
     "atomic_write",
     "atomic_write_json",
     "atomic_write_text",
+    "check_entries",
     "find_class",
     "is_plain",
+    "is_state_dict",
     "json_default",
     "plain_number",
     "read_state_dict",
@@ -124,6 +127,10 @@ def safe_torch_load(
 ) -> Any:
     """Read a torch file with ``weights_only=True`` (no code can run).
 
+    Every model, checkpoint and trainer file ``metal`` reads goes through this
+    function; the caller then checks the structure of what it returns (see
+    ``check_entries``).
+
     Args:
         source: the file's path.
         what: what the file should be, for the error message (e.g. ``"model
@@ -132,21 +139,93 @@ def safe_torch_load(
 
     Raises:
         FileNotFoundError: if there is no such file.
-        ValueError: naming the file, when it cannot be read: it is damaged
-            (truncated, empty) or is not a ``what`` (random bytes, a pickle of
-            arbitrary objects, which is refused rather than run).
+        ValueError: naming the file, when it cannot be read: it is a folder,
+            or it is damaged (truncated, empty) or is not a ``what`` (random
+            bytes, a pickle of arbitrary objects, which is refused rather than
+            run). The message never embeds torch's own, which suggests the
+            unsafe way of loading.
     """
     path = os.fspath(source)
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"No such file: {path!r}.")
     try:
-        return torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as exc:
+        info = os.stat(path)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"No such file: {path!r}.") from None
+    if stat.S_ISDIR(info.st_mode):
+        raise ValueError(f"{path!r} is a folder, not a {what}.")
+    if not stat.S_ISREG(info.st_mode):
+        raise ValueError(f"{path!r} is not a regular file, so not a {what}.")
+    if info.st_size == 0:
         raise ValueError(
-            f"Could not read {path!r}: the file is damaged or is not a {what} "
-            f"({type(exc).__name__}). It must hold tensors and plain data, as "
-            "metal writes them."
-        ) from None
+            f"Could not read {path!r}: the file is empty, so it is damaged or is "
+            f"not a {what}."
+        )
+    with open(path, "rb") as f:
+        try:
+            return torch.load(f, map_location=map_location, weights_only=True)
+        except Exception as exc:
+            reason = _read_failure(exc)
+    raise ValueError(
+        f"Could not read {path!r}: the file is damaged or is not a {what} "
+        f"({reason}). It must hold tensors and plain data, as metal writes them."
+    )
+
+
+def _read_failure(exc: Exception) -> str:
+    """Why ``torch.load`` failed, in words that never point to unsafe loading
+    (torch's message for a refused pickle does)."""
+    if "GLOBAL" in str(exc) or "Unsupported global" in str(exc):
+        return (
+            "it holds objects other than tensors and plain data; they were "
+            "refused, not run"
+        )
+    return type(exc).__name__
+
+
+def check_entries(
+    data: Any, source: PathLike, types: Dict[str, Any], what: str = "file"
+) -> None:
+    """Check that ``data`` read from ``source`` is a dict holding every entry of
+    ``types`` (entry -> type or tuple of types) with a value of that type.
+
+    Raises:
+        ValueError: naming the file and the missing entries or the first entry
+            of the wrong type.
+    """
+    path = os.fspath(source)
+    if not isinstance(data, dict):
+        raise ValueError(
+            f"{path!r} is not a {what}: it holds {type(data).__name__} data, not "
+            "a dict."
+        )
+    missing = [key for key in types if key not in data]
+    if missing:
+        raise ValueError(
+            f"{path!r} is damaged: the {what} lacks its "
+            f"{', '.join(map(repr, missing))} "
+            f"entr{'y' if len(missing) == 1 else 'ies'}."
+        )
+    for key, expected in types.items():
+        if not isinstance(data[key], expected):
+            raise ValueError(
+                f"{path!r} is damaged: the {what}'s {key!r} entry is of type "
+                f"{type(data[key]).__name__}, not {_type_names(expected)}."
+            )
+
+
+def _type_names(expected: Any) -> str:
+    kinds = expected if isinstance(expected, tuple) else (expected,)
+    return " or ".join(
+        "None" if kind is type(None) else kind.__name__ for kind in kinds
+    )
+
+
+def is_state_dict(value: Any) -> bool:
+    """Whether ``value`` looks like a module's state dict: a dict of tensors
+    under string keys (empty for a module without parameters)."""
+    return isinstance(value, dict) and all(
+        isinstance(key, str) and isinstance(tensor, torch.Tensor)
+        for key, tensor in value.items()
+    )
 
 
 def read_state_dict(source: PathLike, what: str = "model file") -> Dict[str, Any]:
@@ -154,17 +233,24 @@ def read_state_dict(source: PathLike, what: str = "model file") -> Dict[str, Any
     checkpoint's ``"model"`` entry or a saved model bundle's ``"state_dict"``.
 
     Raises:
-        ValueError: naming the file, when it cannot be read or holds no state
-            dict.
+        FileNotFoundError: if there is no such file.
+        ValueError: naming the file, when it cannot be read, holds no state
+            dict, or its ``"model"``/``"state_dict"`` entry is not one.
     """
+    path = os.fspath(source)
     state = safe_torch_load(source, what)
+    if is_state_dict(state):
+        return state
     if isinstance(state, dict):
         for key in ("model", "state_dict"):
-            if isinstance(state.get(key), dict):
+            if key in state:
+                if not is_state_dict(state[key]):
+                    raise ValueError(
+                        f"{path!r} is damaged: its {key!r} entry is not a state "
+                        "dict (tensors under string keys)."
+                    )
                 return state[key]
-        if all(isinstance(value, torch.Tensor) for value in state.values()):
-            return state
-    raise ValueError(f"{os.fspath(source)!r} holds no model state dict.")
+    raise ValueError(f"{path!r} holds no model state dict, so it is not a {what}.")
 
 
 # ---------------------------------------------------------------- plain data

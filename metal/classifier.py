@@ -30,8 +30,10 @@ from metal._data import (
 )
 from metal._io import (
     atomic_torch_save,
+    check_entries,
     find_class,
     is_plain,
+    is_state_dict,
     safe_torch_load,
     to_plain,
 )
@@ -39,11 +41,22 @@ from metal.analysis import confusion_matrix
 from metal.labels import ONE_BASED, TIE_TOLERANCE
 from metal.labels import break_ties as resolve_ties
 from metal.metrics import METRICS, metric_score
-from metal.utils import _resolve_device, merge_config, set_seed
+from metal.utils import _resolve_device, check_seed, merge_config, set_seed
 
 _SAVE_FORMAT = "snorkel-metal/1"
-# The entries every saved model file holds.
-_BUNDLE_KEYS = ("format", "class", "init_kwargs", "config", "state_dict", "extra_state")
+# The entries every saved model file holds, and their types.
+_BUNDLE_TYPES = {
+    "format": str,
+    "class": str,
+    "init_kwargs": (dict, type(None)),
+    "config": dict,
+    "state_dict": dict,
+    "extra_state": dict,
+}
+# What a model file's structure cannot survive while being restored into a
+# model (a constructor refusing the recorded arguments, a state dict that does
+# not fit); such failures become a ValueError naming the file.
+_RESTORE_ERRORS = (TypeError, ValueError, KeyError, IndexError, AttributeError)
 
 __all__ = ["Classifier", "TIE_TOLERANCE"]
 
@@ -99,12 +112,7 @@ class Classifier(nn.Module):
 
     # ------------------------------------------------------------------ config
     def _set_seed(self, seed: Any) -> None:
-        try:
-            self.seed = int(seed)
-        except (TypeError, ValueError):
-            raise ValueError(
-                f"seed must be an integer or None; found {seed!r}."
-            ) from None
+        self.seed = check_seed(seed)
         set_seed(self.seed)
         if self._device().type == "cuda":
             torch.backends.cudnn.enabled = True
@@ -354,36 +362,66 @@ class Classifier(nn.Module):
         freshly constructed ``model`` of the same architecture to load into.
 
         Raises:
-            ValueError: naming the file, when it is damaged or is not a model
-                file written by ``save``.
+            FileNotFoundError: if there is no such file.
+            ValueError: naming the file, when it is damaged (unreadable, or an
+                entry is missing or of the wrong type), is not a model file
+                written by ``save`` (a checkpoint, a bare state dict), holds a
+                model of another kind than ``cls`` or does not fit ``model``.
         """
-        bundle = safe_torch_load(source, "model file", map_location=map_location)
+        path = os.fspath(source)
+        bundle = safe_torch_load(path, "model file", map_location=map_location)
         if not isinstance(bundle, dict) or bundle.get("format") != _SAVE_FORMAT:
+            raise ValueError(_not_a_model_file(path, bundle, cls))
+        check_entries(bundle, path, _BUNDLE_TYPES, "model file")
+        if not is_state_dict(bundle["state_dict"]):
             raise ValueError(
-                f"{os.fspath(source)!r} is not a model file written by "
-                "Classifier.save."
+                f"{path!r} is damaged: the model file's 'state_dict' entry is not "
+                "a state dict (tensors under string keys)."
             )
-        missing = [key for key in _BUNDLE_KEYS if key not in bundle]
-        if missing:
-            raise ValueError(
-                f"{os.fspath(source)!r} is damaged: the model file lacks its "
-                f"{missing} entries."
-            )
-        if model is None:
-            model_cls = find_class(bundle["class"], Classifier, "Model class")
-            if bundle["init_kwargs"] is None:
+        given = model is not None
+        if not given:
+            model_cls = cls._saved_class(path, bundle)
+            try:
+                model = model_cls._rebuild(bundle["init_kwargs"], bundle["config"])
+            except _RESTORE_ERRORS as exc:
                 raise ValueError(
-                    f"The model in {os.fspath(source)!r} was built from custom "
-                    "modules and cannot be rebuilt from the file alone; construct "
-                    "the same architecture and pass it as load(source, model=...)."
-                )
-            model = model_cls._rebuild(bundle["init_kwargs"], bundle["config"])
-        model.config = bundle["config"]
-        model._set_extra_state_dict(bundle["extra_state"])
-        model._prepare_for_state_dict(bundle["state_dict"])
-        model.load_state_dict(bundle["state_dict"])
+                    f"{path!r} is damaged: its {model_cls.__name__} cannot be "
+                    f"rebuilt from the recorded arguments ({_reason(exc)})."
+                ) from exc
+        try:
+            model.config = bundle["config"]
+            model._set_extra_state_dict(bundle["extra_state"])
+            model._prepare_for_state_dict(bundle["state_dict"])
+            model.load_state_dict(bundle["state_dict"])
+        except _RESTORE_ERRORS + (RuntimeError,) as exc:
+            problem = (
+                f"does not fit the given {type(model).__name__}"
+                if given
+                else f"is damaged: its {type(model).__name__} cannot be restored"
+            )
+            raise ValueError(f"{path!r} {problem} ({_reason(exc)}).") from exc
         model.eval()
         return model
+
+    @classmethod
+    def _saved_class(cls, path: str, bundle: Dict[str, Any]) -> type:
+        """The model class recorded in a model file: ``cls`` or a subclass."""
+        try:
+            model_cls = find_class(bundle["class"], Classifier, "Model class")
+        except ValueError as exc:
+            raise ValueError(f"Cannot load {path!r}: {exc}") from None
+        if not issubclass(model_cls, cls):
+            raise ValueError(
+                f"{path!r} holds a model of class {model_cls.__name__}, not "
+                f"{cls.__name__}; load it with {model_cls.__name__}.load."
+            )
+        if bundle["init_kwargs"] is None:
+            raise ValueError(
+                f"The model in {path!r} was built from custom modules and cannot "
+                "be rebuilt from the file alone; construct the same architecture "
+                "and pass it as load(source, model=...)."
+            )
+        return model_cls
 
     @classmethod
     def _rebuild(cls, init_kwargs: dict, config: dict) -> "Classifier":
@@ -397,3 +435,26 @@ class Classifier(nn.Module):
 def _given_modules(**modules: Any) -> Dict[str, Any]:
     """The keyword arguments that are not None (constructor modules to record)."""
     return {name: module for name, module in modules.items() if module is not None}
+
+
+def _not_a_model_file(path: str, content: Any, cls: type) -> str:
+    """Why a file that is readable is not a model file written by ``save``."""
+    if isinstance(content, dict) and "model" in content:
+        return (
+            f"{path!r} is a training checkpoint, not a model file written by "
+            f"{cls.__name__}.save; resume training from it with "
+            "resume_training, or read its weights with "
+            "metal.logging.checkpointer.load_checkpoint(path)['model']."
+        )
+    if is_state_dict(content) and content:
+        return (
+            f"{path!r} holds a bare state dict, not a model file written by "
+            f"{cls.__name__}.save; load it into a constructed model with "
+            "model.load_state_dict."
+        )
+    return f"{path!r} is not a model file written by {cls.__name__}.save."
+
+
+def _reason(exc: Exception) -> str:
+    """An exception's message for a parenthesis inside a sentence."""
+    return str(exc).strip().rstrip(".") or type(exc).__name__

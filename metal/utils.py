@@ -22,7 +22,7 @@ import scipy.sparse as sparse
 import torch
 from torch.utils.data import Dataset
 
-from metal._checks import arraylike_to_numpy, check_choice, is_int
+from metal._checks import arraylike_to_numpy, check_choice, check_int, is_int
 
 __all__ = [
     "MetalDataset",
@@ -692,12 +692,26 @@ def _move(obj, device: torch.device):
     return obj
 
 
+# The seeds every RNG accepts (torch's range; NumPy gets ``seed % 2**32``).
+SEED_RANGE = (-(2**63), 2**64 - 1)
+
+
+def check_seed(seed: Any, name: str = "seed") -> int:
+    """``seed`` as a Python int, or ``ValueError`` naming ``name`` unless it is
+    an integer (Python or NumPy, not a bool or float) in ``SEED_RANGE``."""
+    lo, hi = SEED_RANGE
+    return check_int(
+        seed, name, minimum=lo, maximum=hi, expected="an integer in -2**63..2**64-1"
+    )
+
+
 def set_seed(seed: Union[int, np.integer]) -> None:
-    """Seed Python's ``random``, NumPy's global RNG and torch (CUDA included)."""
-    try:
-        seed = int(seed)
-    except (TypeError, ValueError):
-        raise ValueError(f"seed must be an integer; found {seed!r}.") from None
+    """Seed Python's ``random``, NumPy's global RNG and torch (CUDA included).
+
+    Raises:
+        ValueError: unless ``seed`` is an integer in ``-2**63..2**64-1``.
+    """
+    seed = check_seed(seed)
     random.seed(seed)
     np.random.seed(seed % (2**32))
     torch.manual_seed(seed)

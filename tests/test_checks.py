@@ -4,6 +4,7 @@ import unittest
 from unittest import mock
 
 import numpy as np
+import pandas as pd
 import scipy.sparse as sparse
 import torch
 
@@ -14,6 +15,7 @@ from metal._checks import (
     check_choice,
     check_class_balance,
     check_feasible_rows,
+    check_features,
     check_float_array,
     check_gold_labels,
     check_int,
@@ -770,6 +772,69 @@ class TestCheckFeasibleRows(unittest.TestCase):
             r"the hierarchy \(task 1 has label 1 where",
         ):
             check_feasible_rows(labels, self.feasible, "Y_dev", "the hierarchy")
+
+
+class TestPandasInputs(unittest.TestCase):
+    def setUp(self):
+        self.L = np.array([[1, 0, 2], [0, 2, 2], [1, 1, 0]])
+
+    def test_nullable_int_frame_is_accepted(self):
+        for dtype in ("Int64", "Int8", "int64", "float64", "UInt16"):
+            with self.subTest(dtype=dtype):
+                frame = pd.DataFrame(self.L).astype(dtype)
+                out = check_label_matrix(frame, k=2)
+                np.testing.assert_array_equal(out, self.L)
+                self.assertEqual(out.dtype, np.int8)
+
+    def test_missing_values_are_named(self):
+        frame = pd.DataFrame(self.L).astype("Int64")
+        frame.iloc[2, 1] = pd.NA
+        with self.assertRaisesRegex(
+            ValueError, r"^L must not have missing values; found 1 .*row 2, column 1"
+        ):
+            check_label_matrix(frame, k=2)
+        floats = pd.DataFrame(self.L.astype(float))
+        floats.iloc[0, 0] = np.nan
+        with self.assertRaisesRegex(ValueError, "row 0, column 0"):
+            check_label_matrix(floats, k=2)
+
+    def test_bad_values_in_a_frame_still_raise(self):
+        frame = pd.DataFrame(self.L * 2).astype("Int64")
+        with self.assertRaisesRegex(ValueError, "larger than k=2"):
+            check_label_matrix(frame, k=2)
+
+    def test_label_vectors(self):
+        series = pd.Series([1, 0, 2], dtype="Int64")
+        np.testing.assert_array_equal(check_label_vector(series, "Y"), [1, 0, 2])
+        with self.assertRaisesRegex(ValueError, r"^Y: .*missing values.*item 1"):
+            check_label_vector(pd.Series([1, None, 2], dtype="Int64"), "Y")
+
+
+class TestCheckFeatures(unittest.TestCase):
+    def test_good_inputs_pass(self):
+        check_features(torch.rand(4, 3), "X", width=3, allow_empty=False)
+        check_features(torch.rand(4, 6, 3), "X", width=3)  # sequences of vectors
+        check_features(torch.zeros(0, 3), "X", width=3)
+        check_features(torch.tensor([[1, 2]]), "X")  # integers: nothing to check
+        check_features(sparse.csr_matrix(np.eye(3)), "X", width=3)
+
+    def test_non_finite_values_name_the_first_row(self):
+        X = torch.rand(6, 2)
+        X[4, 0] = float("inf")
+        X[5, 1] = float("nan")
+        with self.assertRaisesRegex(ValueError, r"^X has NaN .*first in row 4"):
+            check_features(X, "X")
+        S = sparse.csr_matrix(np.array([[0, 1.0], [0, 0], [np.nan, 0]]))
+        with self.assertRaisesRegex(ValueError, r"^S has NaN .*first in row 2"):
+            check_features(S, "S")
+
+    def test_width_and_emptiness(self):
+        with self.assertRaisesRegex(ValueError, r"^X must have 3 features .*\(4, 2\)"):
+            check_features(torch.rand(4, 2), "X", width=3)
+        with self.assertRaisesRegex(ValueError, "^X must have 3 features"):
+            check_features(torch.rand(3), "X", width=3)
+        with self.assertRaisesRegex(ValueError, "^X must have at least one item"):
+            check_features(torch.rand(0, 3), "X", allow_empty=False)
 
 
 if __name__ == "__main__":

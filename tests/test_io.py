@@ -1,6 +1,9 @@
+import io
 import json
 import os
 import pathlib
+import pickle
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -19,8 +22,10 @@ from metal._io import (
     atomic_write,
     atomic_write_json,
     atomic_write_text,
+    check_entries,
     find_class,
     is_plain,
+    is_state_dict,
     json_default,
     plain_number,
     read_state_dict,
@@ -60,6 +65,171 @@ class _Holder:
 
 class _Unrelated:
     pass
+
+
+# ------------------------------------------- damaged and malicious files
+# Shared by the tests of every loader (model files, checkpoints, weights).
+# Text a loader's message must never hold: it would point to unsafe loading.
+UNSAFE_ADVICE = ("weights_only", "weights only", "safe_globals", "trusted source")
+
+
+class _RunsShellOnLoad:
+    """Unpickling this calls ``os.system("touch <marker>")``."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, ("touch " + shlex.quote(self.marker),))
+
+
+class _RunsEvalOnLoad:
+    """Unpickling this calls ``eval`` on code that creates the marker."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (eval, (f"open({self.marker!r}, 'w').close()",))
+
+
+def _payloads(marker):
+    return {
+        "function": _RunsCodeOnLoad(marker),
+        "os.system": _RunsShellOnLoad(marker),
+        "eval": _RunsEvalOnLoad(marker),
+    }
+
+
+# Where a payload hides: the shapes of the files metal reads.
+_SHAPES = {
+    "top level": lambda payload: payload,
+    "model file": lambda payload: {
+        "format": "snorkel-metal/1",
+        "class": "metal.end_model.end_model:EndModel",
+        "init_kwargs": {"layer_out_dims": [2, 2]},
+        "config": {"seed": 1},
+        "state_dict": {"w": torch.ones(2)},
+        "extra_state": {"seed": payload},
+    },
+    "checkpoint": lambda payload: {
+        "model": {"w": torch.ones(2)},
+        "optimizer": {"state": {0: payload}, "param_groups": []},
+        "iteration": 3,
+    },
+    "state dict value": lambda payload: {"w": torch.ones(2), "b": payload},
+    "deeply nested": lambda payload: {
+        "state_dict": {"w": torch.ones(2)},
+        "extra": [{"a": (1, [{"b": payload}])}],
+    },
+}
+
+
+def _rebuilt_zip(obj, path):
+    """A torch zip file whose ``data.pkl`` is replaced by a plain pickle of
+    ``obj`` (every other record kept): what a hand-made file looks like."""
+    buffer = io.BytesIO()
+    torch.save({"w": torch.ones(2)}, buffer)
+    with zipfile.ZipFile(buffer) as source, zipfile.ZipFile(path, "w") as target:
+        for info in source.infolist():
+            data = source.read(info)
+            if info.filename.endswith("/data.pkl"):
+                data = pickle.dumps(obj, protocol=2)
+            target.writestr(info, data)
+
+
+def _write_plain_pickle(obj, path):
+    with open(path, "wb") as f:
+        pickle.dump(obj, f, protocol=2)
+
+
+_FORMATS = {
+    "zip": lambda obj, path: torch.save(obj, path),
+    "legacy": lambda obj, path: torch.save(
+        obj, path, _use_new_zipfile_serialization=False
+    ),
+    "plain pickle": _write_plain_pickle,
+    "rebuilt zip": _rebuilt_zip,
+}
+
+
+def malicious_files(folder, marker):
+    """``[(case, path)]``: files in ``folder`` that would create the file
+    ``marker`` if unpickled, as every payload, hidden in every shape and
+    written in every format."""
+    files = []
+    for fmt, write in _FORMATS.items():
+        for shape, build in _SHAPES.items():
+            for kind, payload in _payloads(marker).items():
+                case = f"{kind} payload in {shape}, {fmt}"
+                path = os.path.join(folder, f"evil_{len(files)}.pt")
+                write(build(payload), path)
+                files.append((case, path))
+    return files
+
+
+class _Unpickler(pickle.Unpickler):
+    """The standard (unsafe) unpickler, with torch's storages and tensors
+    stubbed out: used only to prove the malicious fixtures are live."""
+
+    def persistent_load(self, pid):
+        return None
+
+    def find_class(self, module, name):
+        if module.split(".")[0] == "torch":
+            return lambda *args, **kwargs: None
+        return super().find_class(module, name)
+
+
+def unpickle_unsafely(path):
+    """Run every pickle of a torch file (zip, legacy or plain pickle) with
+    the standard unpickler, so its payloads run."""
+    if zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as archive:
+            name = next(n for n in archive.namelist() if n.endswith("/data.pkl"))
+            _Unpickler(io.BytesIO(archive.read(name))).load()
+        return
+    with open(path, "rb") as f:
+        for _ in range(4):  # legacy: magic, protocol, sys info, then the data
+            try:
+                _Unpickler(f).load()
+            except EOFError:
+                return
+
+
+def damaged_copies(good, folder):
+    """``[(case, path)]``: damaged forms, in ``folder``, of the torch file
+    ``good`` (written in torch's zip format): truncated in the zip and the
+    legacy format (at 1 byte, half, all but the last byte), empty, random
+    bytes, a fake zip header, text, and a zip file that is not torch's."""
+    with open(good, "rb") as f:
+        zipped = f.read()
+    buffer = io.BytesIO()
+    torch.save(safe_torch_load(good), buffer, _use_new_zipfile_serialization=False)
+    legacy = buffer.getvalue()
+    contents = []
+    for fmt, data in (("zip", zipped), ("legacy", legacy)):
+        for cut in (1, len(data) // 2, len(data) - 1):
+            contents.append(
+                (f"{fmt} file cut to {cut} of {len(data)} bytes", data[:cut])
+            )
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("notes.txt", "not a model")
+    contents += [
+        ("empty file", b""),
+        ("random bytes", np.random.RandomState(0).bytes(len(zipped))),
+        ("fake zip header", b"PK\x03\x04" + np.random.RandomState(1).bytes(300)),
+        ("text", b"just some text\n"),
+        ("zip file not written by torch", buffer.getvalue()),
+    ]
+    files = []
+    for index, (case, data) in enumerate(contents):
+        path = os.path.join(folder, f"damaged_{index}.pt")
+        with open(path, "wb") as f:
+            f.write(data)
+        files.append((case, path))
+    return files
 
 
 class _TempDirCase(unittest.TestCase):
@@ -318,8 +488,8 @@ class TestSafeTorchLoad(_TempDirCase):
         # the chained exception printed in the traceback.
         shown = "".join(traceback.format_exception(err))
         for text in (message, shown):
-            self.assertNotIn("weights_only", text)
-            self.assertNotIn("safe_globals", text)
+            for advice in UNSAFE_ADVICE:
+                self.assertNotIn(advice, text)
         return message
 
     def test_round_trip(self):
@@ -362,7 +532,7 @@ class TestSafeTorchLoad(_TempDirCase):
         torch.save({"w": torch.randn(64, 64)}, full, **save_kwargs)
         data = self.read(full, "rb")
         paths = []
-        for cut in (len(data) // 2, 40):
+        for cut in (1, 40, len(data) // 2, len(data) - 1):
             path = self.path(f"{name}_{cut}.pt")
             self.write(path, data[:cut], "wb")
             paths.append(path)
@@ -409,6 +579,50 @@ class TestSafeTorchLoad(_TempDirCase):
         )
         self.assert_refused(path)
         self.assertFalse(os.path.exists(marker))
+
+    def test_every_damaged_form_is_refused(self):
+        good = self.path("good.pt")
+        torch.save({"w": torch.randn(16, 16), "names": ["a"]}, good)
+        for case, path in damaged_copies(good, self.dir):
+            with self.subTest(case):
+                message = self.assert_refused(path, what="model file")
+                self.assertIn("damaged or is not a model file", message)
+
+    def test_a_complete_legacy_copy_of_a_good_file_loads(self):
+        good = self.path("good.pt")
+        torch.save({"w": torch.randn(4)}, good)
+        legacy = self.path("legacy.pt")
+        torch.save(safe_torch_load(good), legacy, _use_new_zipfile_serialization=False)
+        self.assertTrue(
+            torch.equal(safe_torch_load(legacy)["w"], torch.load(good)["w"])
+        )
+
+    def test_folder(self):
+        message = self.assert_refused(self.dir, what="checkpoint")
+        self.assertIn("is a folder, not a checkpoint", message)
+
+    @unittest.skipUnless(hasattr(os, "mkfifo"), "named pipes need POSIX")
+    def test_named_pipe_is_refused_without_blocking(self):
+        path = self.path("pipe.pt")
+        os.mkfifo(path)
+        self.assertIn("not a regular file", self.assert_refused(path))
+
+    def test_malicious_files_are_refused_and_never_run(self):
+        marker = self.path("marker.txt")
+        for case, path in malicious_files(self.dir, marker):
+            with self.subTest(case):
+                message = self.assert_refused(path)
+                self.assertIn("refused, not run", message)
+                self.assertFalse(os.path.exists(marker))
+
+    def test_malicious_fixtures_run_code_when_unpickled_unsafely(self):
+        """The fixtures above are live: the standard unpickler runs them."""
+        marker = self.path("marker.txt")
+        for case, path in malicious_files(self.dir, marker):
+            with self.subTest(case):
+                unpickle_unsafely(path)
+                self.assertTrue(os.path.exists(marker))
+                os.remove(marker)
 
 
 class TestReadStateDict(_TempDirCase):
@@ -469,6 +683,102 @@ class TestReadStateDict(_TempDirCase):
     def test_missing_file(self):
         with self.assertRaises(FileNotFoundError):
             read_state_dict(self.path("missing.pt"))
+
+    def test_entry_that_is_not_a_state_dict(self):
+        for name, obj in [
+            ("model list", {"model": [torch.ones(2)], "optimizer": None}),
+            ("model values", {"model": {"w": 1.0}}),
+            ("state_dict string", {"class": "x", "state_dict": "weights"}),
+            ("state_dict keys", {"state_dict": {0: torch.ones(2)}}),
+        ]:
+            with self.subTest(name=name):
+                path = self.path(name.replace(" ", "_") + ".pt")
+                torch.save(obj, path)
+                with self.assertRaises(ValueError) as ctx:
+                    read_state_dict(path)
+                self.assertIn(repr(path), str(ctx.exception))
+                self.assertIn("damaged", str(ctx.exception))
+                self.assertIn("entry is not a state dict", str(ctx.exception))
+
+    def test_bare_state_dict_with_a_weight_named_model(self):
+        path = self.path("named.pt")
+        state = {"model": torch.ones(2), "state_dict": torch.zeros(1)}
+        torch.save(state, path)
+        self.assertEqual(list(read_state_dict(path)), ["model", "state_dict"])
+
+    def test_empty_state_dict_of_a_model_without_weights(self):
+        path = self.path("empty_state.pt")
+        torch.save({}, path)
+        self.assertEqual(read_state_dict(path), {})
+
+    def test_damaged_and_malicious_files(self):
+        good = self.path("good.pt")
+        torch.save(self.state, good)
+        marker = self.path("marker.txt")
+        cases = damaged_copies(good, self.dir) + malicious_files(self.dir, marker)
+        for case, path in cases:
+            with self.subTest(case):
+                with self.assertRaises(ValueError) as ctx:
+                    read_state_dict(path)
+                self.assertIn(repr(path), str(ctx.exception))
+                self.assertFalse(os.path.exists(marker))
+
+
+class TestCheckEntries(_TempDirCase):
+    TYPES = {"class": str, "state_dict": dict, "init_kwargs": (dict, type(None))}
+
+    def check(self, data):
+        with self.assertRaises(ValueError) as ctx:
+            check_entries(data, self.path("m.pt"), self.TYPES, "model file")
+        message = str(ctx.exception)
+        self.assertIn(repr(self.path("m.pt")), message)
+        return message
+
+    def test_good_entries_pass(self):
+        good = {"class": "a:B", "state_dict": {}, "init_kwargs": None, "more": 1}
+        check_entries(good, self.path("m.pt"), self.TYPES)
+        check_entries(dict(good, init_kwargs={"k": 2}), self.path("m.pt"), self.TYPES)
+
+    def test_not_a_dict(self):
+        message = self.check([1, 2])
+        self.assertIn("is not a model file", message)
+        self.assertIn("list", message)
+
+    def test_missing_entries_are_named(self):
+        self.assertIn(
+            "lacks its 'class' entry.",
+            self.check({"state_dict": {}, "init_kwargs": {}}),
+        )
+        self.assertIn(
+            "lacks its 'class', 'state_dict' entries.", self.check({"init_kwargs": {}})
+        )
+
+    def test_wrong_types_are_named(self):
+        good = {"class": "a:B", "state_dict": {}, "init_kwargs": None}
+        for key, value, expected in [
+            ("class", 3, "'class' entry is of type int, not str."),
+            ("state_dict", [1], "'state_dict' entry is of type list, not dict."),
+            (
+                "init_kwargs",
+                "x",
+                "'init_kwargs' entry is of type str, not dict or None",
+            ),
+        ]:
+            with self.subTest(key=key):
+                message = self.check(dict(good, **{key: value}))
+                self.assertIn("is damaged", message)
+                self.assertIn(expected, message)
+
+
+class TestIsStateDict(unittest.TestCase):
+    def test_state_dicts(self):
+        self.assertTrue(is_state_dict({}))
+        self.assertTrue(is_state_dict(torch.nn.Linear(2, 2).state_dict()))
+
+    def test_other_values(self):
+        for value in ([torch.ones(1)], {"w": 1.0}, {1: torch.ones(1)}, None, "w"):
+            with self.subTest(value=value):
+                self.assertFalse(is_state_dict(value))
 
 
 # ---------------------------------------------------------------- plain data

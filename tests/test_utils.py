@@ -669,6 +669,18 @@ class TestSetSeed(unittest.TestCase):
             set_seed("abc")
         with self.assertRaisesRegex(ValueError, "seed"):
             set_seed(None)
+        for bad in (2**70, -(2**64), 1.5, True, "3"):
+            with self.subTest(seed=bad):
+                with self.assertRaisesRegex(ValueError, r"^seed must be an integer"):
+                    set_seed(bad)
+
+    def test_extreme_seeds_work(self):
+        for seed in (0, -1, 2**32, 2**64 - 1, -(2**63)):
+            with self.subTest(seed=seed):
+                set_seed(seed)
+                a = self.draw()
+                set_seed(seed)
+                self.assertEqual(self.draw(), a)
 
 
 if __name__ == "__main__":

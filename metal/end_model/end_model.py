@@ -18,8 +18,10 @@ from torch.utils.data import DataLoader, Dataset
 
 from metal._checks import (
     check_choice,
+    check_features,
     check_gold_labels,
     check_train_labels,
+    is_int,
     is_number,
     labels_to_tensor,
 )
@@ -250,8 +252,12 @@ class EndModel(TrainingMixin, Classifier):
         (floats are converted to the model's dtype, sparse rows densified in
         chunks); it is moved to the model's device and run in eval mode, under
         ``torch.no_grad``, in chunks of ``PREDICT_BATCH_SIZE`` rows.
+
+        Raises:
+            ValueError: for features of another width than the network's input
+                (when it can be read off its first layer) or NaN/inf values.
         """
-        X = self._as_model_input(X)
+        X = self._checked_features(X, "X", allow_empty=True)
         was_training = self.training
         self.eval()
         try:
@@ -268,6 +274,45 @@ class EndModel(TrainingMixin, Classifier):
     def _as_model_input(self, X: Any) -> Any:
         converted = self._as_model_tensor(X)
         return X if converted is None else converted
+
+    def _input_width(self) -> Optional[int]:
+        """Features per item the network reads, when its first layer tells
+        (None for inputs such as token ids read by an embedding or an LSTM)."""
+        return _input_width(self.network)
+
+    def _checked_features(self, X: Any, name: str, allow_empty: bool) -> Any:
+        """``X`` in the model's input form, checked (``check_features``) when it
+        is array-like; other inputs are passed to the network unchanged."""
+        X = self._as_model_input(X)
+        if isinstance(X, torch.Tensor) or sparse.issparse(X):
+            check_features(X, name, self._input_width(), allow_empty=allow_empty)
+        return X
+
+    def _check_first_item(self, data: Any, name: str, allow_empty: bool) -> None:
+        """Check a Dataset (or a DataLoader's map-style dataset) before training:
+        not empty (unless ``allow_empty``) and, for tensor features, the width
+        and values of its first item (no batch is drawn, so no RNG is used)."""
+        dataset = data.dataset if isinstance(data, DataLoader) else data
+        try:
+            n = len(dataset)
+        except TypeError:  # an iterable-style dataset: nothing to look at
+            return
+        if n == 0:
+            if not allow_empty:
+                raise ValueError(
+                    f"{name} must have at least one item; found an empty "
+                    f"{type(dataset).__name__} (there is nothing to train on)."
+                )
+            return
+        try:
+            item = dataset[0]
+        except Exception:  # noqa: BLE001 - the loader's own error comes later
+            return
+        x = item[0] if isinstance(item, (tuple, list)) and item else None
+        if isinstance(x, torch.Tensor) and x.dim() == 1:
+            check_features(
+                x.unsqueeze(0), f"{name} (its first item)", self._input_width()
+            )
 
     def _probs_of(self, X: Any) -> np.ndarray:
         if sparse.issparse(X):
@@ -323,8 +368,10 @@ class EndModel(TrainingMixin, Classifier):
     def _prepare_train_data(self, train_data: Any) -> Any:
         """Check ``(X, Y)`` and convert ``Y`` to float ``[n, k]`` probabilities."""
         if isinstance(train_data, (Dataset, DataLoader)):
+            self._check_first_item(train_data, "train_data", allow_empty=False)
             return train_data
         X, Y = unpack_pair(train_data, "train_data")
+        X = self._checked_features(X, "train_data X", allow_empty=False)
         n_x = _length_or_none(X)
         Y = self._check_train_labels(Y)
         if n_x is not None and n_x != Y.shape[0]:
@@ -347,9 +394,13 @@ class EndModel(TrainingMixin, Classifier):
 
     def _prepare_valid_data(self, valid_data: Any) -> Any:
         """Check ``(X, Y)`` validation data (gold labels in ``0..k``)."""
-        if valid_data is None or isinstance(valid_data, (Dataset, DataLoader)):
+        if valid_data is None:
+            return None
+        if isinstance(valid_data, (Dataset, DataLoader)):
+            self._check_first_item(valid_data, "valid_data", allow_empty=True)
             return valid_data
         X, Y = unpack_pair(valid_data, "valid_data")
+        X = self._checked_features(X, "valid_data X", allow_empty=True)
         Y_t = labels_to_tensor(Y, "valid_data Y")
         n_x = _length_or_none(X)
         if n_x is not None and n_x != Y_t.shape[0]:
@@ -429,23 +480,37 @@ class _LayerSequence(nn.Sequential):
 
 
 def _check_layer_out_dims(layer_out_dims: Sequence[int]) -> List[int]:
-    try:
-        dims = [int(d) for d in layer_out_dims]
-    except (TypeError, ValueError):
-        raise ValueError(
-            "layer_out_dims must be a list of positive ints [d_in, ..., k]; found "
-            f"{layer_out_dims!r}."
-        ) from None
+    """``layer_out_dims`` as a list of Python ints: it must be a non-empty list
+    (tuple, array) of positive integers, e.g. ``[d_in, h_1, k]``; floats,
+    strings and booleans are refused rather than truncated or split."""
+    if isinstance(layer_out_dims, np.ndarray):
+        layer_out_dims = layer_out_dims.tolist()
     if (
-        not dims
-        or any(d < 1 for d in dims)
-        or any(isinstance(d, bool) for d in layer_out_dims)
+        not isinstance(layer_out_dims, (list, tuple))
+        or not layer_out_dims
+        or not all(is_int(d) and d >= 1 for d in layer_out_dims)
     ):
         raise ValueError(
-            "layer_out_dims must be a non-empty list of positive ints; found "
-            f"{list(layer_out_dims)!r}."
+            "layer_out_dims must be a non-empty list of positive ints [d_in, ..., "
+            f"k]; found {layer_out_dims!r}."
         )
-    return dims
+    return [int(d) for d in layer_out_dims]
+
+
+def _input_width(module: nn.Module) -> Optional[int]:
+    """Features per item a network reads when it can be read off: the input
+    width of its first layer that is not width-preserving, if that is a
+    ``Linear`` (or ``BatchNorm1d``); None otherwise (an embedding, an LSTM...)."""
+    if isinstance(module, nn.Linear):
+        return module.in_features
+    if isinstance(module, nn.BatchNorm1d):
+        return module.num_features
+    if isinstance(module, nn.Sequential):
+        for child in module:
+            if isinstance(child, _WIDTH_PRESERVING):
+                continue
+            return _input_width(child)
+    return None
 
 
 def _output_width(module: nn.Module) -> Optional[int]:

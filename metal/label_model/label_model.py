@@ -36,6 +36,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tupl
 
 import numpy as np
 import scipy.optimize as optimize
+import scipy.sparse.linalg as sparse_linalg
 import torch
 import torch.nn as nn
 
@@ -64,13 +65,16 @@ from metal.run import (
     finish_writer,
     optimizer_settings,
 )
-from metal.utils import merge_config
+from metal.utils import check_seed, merge_config
 
 # ``objective(x) -> (loss, gradient)`` of a flat float64 iterate ``x``.
 Objective = Callable[[np.ndarray], Tuple[float, np.ndarray]]
 
-# ``(log_mu, log_mu_vm, log_p)`` of ``LabelModel._log_weights``.
-LogWeights = Tuple[torch.Tensor, torch.Tensor, torch.Tensor]
+# ``precondition(x, gradient) -> step direction`` of a first-order fit.
+Preconditioner = Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+# ``(log_mu, log_mu_vm, log_p, log_tables)`` of ``LabelModel._log_weights``.
+LogWeights = Tuple[torch.Tensor, torch.Tensor, torch.Tensor, Optional[torch.Tensor]]
 
 # Bounds applied to the learned probabilities when they are used as weights.
 PROB_CLIP = (0.01, 0.99)
@@ -78,6 +82,24 @@ PROB_CLIP = (0.01, 0.99)
 # Rows per chunk of the passes over L (small enough for the one-hot chunk to
 # stay in cache between its construction and the matrix product).
 _CHUNK_ROWS = 8192
+
+# Keys of clique vote patterns stay below this (see _PatternIndex).
+_MAX_PATTERN_KEY = 2**62
+
+# The largest array the label model builds for the cliques of a dependency
+# graph: the clique tables (observed vote patterns x k classes, in float64 and
+# float32) and the dense augmented label matrix of
+# ``_get_augmented_label_matrix(L, higher_order=True)``. A request beyond it is
+# refused up front with a ValueError giving its size; raise it on a machine
+# with more memory.
+MAX_ARRAY_BYTES = 4 * 2**30
+
+# Largest matrix whose eigenpairs are found by a dense solver (larger ones use
+# Lanczos iterations, which need only matrix-vector products).
+_DENSE_EIGEN_MAX = 512
+
+# Rounds of hard impute giving the start of the Z fit (see _low_rank_completion).
+_COMPLETION_ROUNDS = 30
 
 # Stopping tolerances of the quasi-Newton solver (the objective is ~1e-3 at its
 # optimum for typical data, so these are tight relative tolerances).
@@ -92,6 +114,10 @@ FIRST_ORDER_OPTIMIZERS = ("sgd", "adam", "adamax", "rmsprop")
 
 # The statistics of L kept as float64 buffers (NumPy views through ``_stat``).
 _STATISTICS = ("O", "O_inv", "mu_init", "Q", "P")
+
+# The buffers of the clique tables of a dependency model (the tables, and the
+# observed vote patterns their rows belong to).
+_CLIQUE_BUFFERS = ("mu_higher", "clique_patterns", "clique_pattern_counts")
 
 
 @contextlib.contextmanager
@@ -115,8 +141,11 @@ def _one_torch_thread() -> Iterator[None]:
 
 
 def _check_run_settings(config: dict) -> None:
-    """Refuse run settings a label model fit cannot honour (rather than ignore
-    them): checkpointing, and writers other than json/tensorboard."""
+    """Refuse settings a label model fit cannot honour (rather than ignore them
+    or fail inside an RNG): a seed out of range, checkpointing, and writers
+    other than json/tensorboard."""
+    if config.get("seed") is not None:
+        check_seed(config["seed"])
     tc = config["train_config"]
     if tc.get("checkpoint"):
         raise ValueError(
@@ -131,6 +160,58 @@ def _cpu_float64(tensor: torch.Tensor) -> np.ndarray:
     """NumPy float64 form of ``tensor``: a view for a CPU float64 tensor, else a
     copy (another dtype, or a tensor on an accelerator)."""
     return tensor.detach().to(device="cpu", dtype=torch.float64).numpy()
+
+
+def _top_eigenpairs(
+    M: np.ndarray, k: int, v0: np.ndarray
+) -> Tuple[np.ndarray, np.ndarray, float]:
+    """``(values, vectors, norm)`` of the symmetric ``M [d, d]``: its (at most)
+    k largest eigenvalues, ascending, their eigenvectors as columns and the
+    spectral norm of ``M``. Dense up to ``_DENSE_EIGEN_MAX`` rows; Lanczos
+    (started from ``v0``) beyond."""
+    d = M.shape[0]
+    if d > _DENSE_EIGEN_MAX and k < d - 1:
+        try:
+            values, vectors = sparse_linalg.eigsh(M, k=k, which="LA", v0=v0)
+            extreme = sparse_linalg.eigsh(
+                M, k=1, which="LM", v0=v0, return_eigenvectors=False
+            )
+        except sparse_linalg.ArpackError:
+            pass  # no convergence: the dense solver below
+        else:
+            norm = max(float(np.abs(extreme).max()), float(np.abs(values).max()))
+            return values, vectors, norm
+    values, vectors = np.linalg.eigh(M)
+    norm = float(max(abs(values[0]), abs(values[-1])))
+    return values[-k:], vectors[:, -k:], norm
+
+
+def _low_rank_completion(
+    M: np.ndarray, holes: np.ndarray, k: int, v0: np.ndarray
+) -> Tuple[np.ndarray, np.ndarray, float]:
+    """Rank-k PSD completion of the symmetric ``M [d, d]`` whose entries at
+    ``holes`` (bool) are unknown and read as 0.
+
+    Returns ``(values, vectors, norm)``: ``W = vectors * sqrt(max(values, 0))``
+    has ``W W^T`` close to M off the holes, and ``norm`` is the spectral norm of
+    the zero-filled M. Hard impute: from the top k eigenpairs of M, each of
+    ``_COMPLETION_ROUNDS`` rounds fills the holes from the current estimate and
+    takes one step of subspace iteration (with Rayleigh-Ritz) on the filled
+    matrix, shifted so that no negative eigenvalue outweighs the largest one.
+    Each round costs a few ``d*d*k`` products.
+    """
+    values, vectors, norm = _top_eigenpairs(M, k, v0)
+    if not holes.any() or values.size == 0:
+        return values, vectors, norm
+    shift = max(norm - float(values.max()), 0.0)
+    holes_f = holes.astype(M.dtype)
+    for _ in range(_COMPLETION_ROUNDS):
+        W = vectors * np.sqrt(np.maximum(values, 0.0))
+        filled = M + (W @ W.T) * holes_f
+        basis, _ = np.linalg.qr(filled @ vectors + shift * vectors)
+        values, rotation = np.linalg.eigh(basis.T @ (filled @ basis))
+        vectors = basis @ rotation
+    return values, vectors, norm
 
 
 def _share_chunks(
@@ -178,6 +259,73 @@ def _numbered_chunks(
         start += rows_of(chunk)
 
 
+class _PatternIndex:
+    """Exact lookup of a clique's joint vote patterns among those observed.
+
+    ``patterns [P, s]`` (values 1..k, distinct rows in lexicographic order) are
+    the joint votes of a clique's (or separator's) ``s`` members seen in L; row
+    ``j`` of its table belongs to ``patterns[j]``. Each vote row is folded into
+    one int64 key, first member most significant: ``sum (v_j - 1) k**(s-1-j)``
+    while that fits in 62 bits; for larger cliques the running key is replaced
+    by its rank among the observed prefixes (unseen ones rank last) whenever
+    it would overflow. Keys of observed patterns are thus distinct, in the
+    patterns' order, and memory and time grow with P, never with ``k**s``.
+    """
+
+    def __init__(self, patterns: torch.Tensor, k: int) -> None:
+        self.k = k
+        # the sorted prefix keys of each rank compression, in order
+        self._levels: List[torch.Tensor] = []
+        self.keys = self._fold(patterns.long(), build=True)
+
+    @property
+    def device(self) -> torch.device:
+        return self.keys.device
+
+    def _fold(self, votes: torch.Tensor, build: bool = False) -> torch.Tensor:
+        key = torch.zeros(votes.shape[0], dtype=torch.long, device=votes.device)
+        radix, level = 1, 0
+        for j in range(votes.shape[1]):
+            if radix * self.k > _MAX_PATTERN_KEY:
+                if build:
+                    self._levels.append(torch.unique(key))
+                prefixes = self._levels[level]
+                key = _rank_in(prefixes, key)
+                radix, level = prefixes.numel() + 1, level + 1
+            key = key * self.k + (votes[:, j] - 1)
+            radix *= self.k
+        return key
+
+    def lookup(self, votes: torch.Tensor) -> torch.Tensor:
+        """Row of each vote row's pattern (``votes [c, s]``, no abstains), or
+        -1 for a pattern not observed."""
+        if self.keys.numel() == 0:
+            return torch.full((votes.shape[0],), -1, device=votes.device)
+        key = self._fold(votes.long())
+        row = torch.searchsorted(self.keys, key).clamp(max=self.keys.numel() - 1)
+        return torch.where(self.keys[row] == key, row, torch.full_like(row, -1))
+
+
+def _rank_in(sorted_keys: torch.Tensor, key: torch.Tensor) -> torch.Tensor:
+    """Position of each ``key`` in ``sorted_keys``; ``len(sorted_keys)`` for a
+    key that is not there."""
+    size = sorted_keys.numel()
+    if size == 0:
+        return torch.zeros_like(key)
+    position = torch.searchsorted(sorted_keys, key)
+    found = sorted_keys[position.clamp(max=size - 1)] == key
+    return torch.where(found, position, torch.full_like(position, size))
+
+
+def _gigabytes(size: float) -> str:
+    return f"{size / 1e9:.3g} GB"
+
+
+def _pattern_dtype(k: int) -> torch.dtype:
+    """The narrowest integer dtype holding the votes 0..k."""
+    return torch.int16 if k < 2**15 else torch.int32 if k < 2**31 else torch.int64
+
+
 class LabelModel(Classifier):
     """A label model that learns the class-conditional accuracies of the sources.
 
@@ -208,6 +356,9 @@ class LabelModel(Classifier):
         self._record_init_kwargs(k=k, **kwargs)
         self.is_trained = False
         self._log_writer = None
+        self._blocks: List[dict] = []
+        self._folds: Dict[int, int] = {}  # exact copy -> original (_find_copies)
+        self._indices: Optional[List[_PatternIndex]] = None
 
     # ============================================================ validation
     def _check_L(self, L: LabelMatrixLike) -> Any:
@@ -316,11 +467,14 @@ class LabelModel(Classifier):
         """Column blocks of the cliques and separators with >= 2 sources.
 
         Each block is a dict with ``members`` (sorted sources), ``start``/``end``
-        (columns after the ``m*k`` unary ones), ``max_cliques`` (clique-tree node
-        ids it belongs to) and ``weight`` (+1 for a maximal clique, minus the
-        number of junction-tree edges for a separator).
+        (its columns in the dense augmented matrix, after the ``m*k`` unary
+        ones), ``max_cliques`` (clique-tree node ids it belongs to), ``weight``
+        (+1 for a maximal clique, minus the number of junction-tree edges for a
+        separator) and ``distinct`` (its number of sources once exact copies
+        are folded into their originals, see ``_find_copies``).
         """
         k, m = self.k, self.m
+        folds = getattr(self, "_folds", {})
         blocks: List[dict] = []
         by_members: Dict[tuple, dict] = {}
         next_start = m * k
@@ -340,6 +494,7 @@ class LabelModel(Classifier):
                 "end": next_start + width,
                 "max_cliques": set(max_cliques),
                 "weight": weight,
+                "distinct": len({folds.get(i, i) for i in key}),
             }
             next_start += width
             blocks.append(block)
@@ -413,23 +568,48 @@ class LabelModel(Classifier):
         (``higher_order=False``), or with one block of ``k**|C|`` pattern columns
         per clique and separator of >= 2 sources appended, in clique-tree node
         order then edge order. With ``higher_order`` the column ranges are also
-        written into the clique tree's node/edge attributes and ``c_data``."""
-        L_ind = self._create_L_ind(L)
+        written into the clique tree's node/edge attributes and ``c_data``.
+
+        The dense matrix has ``k**|C|`` columns per clique, so a large clique or
+        k makes it huge; one over ``MAX_ARRAY_BYTES`` is refused up front (a
+        ValueError giving its size). Training and prediction never build it.
+        """
         if not higher_order:
+            L_ind = self._create_L_ind(L)
             self._build_c_data()
             return L_ind
         blocks = self._higher_order_blocks()
+        L_dense = check_label_matrix(L, name="L", k=self.k)
+        self._check_augmented_size(L_dense.shape[0], blocks)
+        L_ind = self._create_L_ind(L)
         self._build_c_data(blocks)
         self._annotate_clique_tree(blocks)
         if not blocks:
             return L_ind
-        L_dense = check_label_matrix(L, name="L", k=self.k)
         with _one_torch_thread():
             chunks = [
                 self._higher_order_chunk(torch.from_numpy(c), blocks)
                 for c in iter_dense_chunks(L_dense)
             ]
         return np.hstack([L_ind, torch.cat(chunks).numpy()])
+
+    def _check_augmented_size(self, n: int, blocks: Sequence[dict]) -> None:
+        width = self.m * self.k + sum(b["end"] - b["start"] for b in blocks)
+        size = n * width * 4  # float32
+        if size <= MAX_ARRAY_BYTES:
+            return
+        largest = max(blocks, key=lambda b: b["end"] - b["start"])
+        raise ValueError(
+            "The augmented label matrix with higher_order=True would be a dense "
+            f"float32 array of {n} x {width} ({_gigabytes(size)}), over the "
+            f"{_gigabytes(MAX_ARRAY_BYTES)} limit "
+            "(metal.label_model.label_model.MAX_ARRAY_BYTES); its largest block "
+            f"is the clique of sources {list(largest['members'])}, with "
+            f"k**{len(largest['members'])} = {largest['end'] - largest['start']} "
+            "vote patterns. Build it for fewer rows of L or with smaller cliques "
+            "(training and prediction never build it: they keep only the vote "
+            "patterns that occur in L)."
+        )
 
     def _annotate_clique_tree(self, blocks: Sequence[dict]) -> None:
         by_members = {b["members"]: b for b in blocks}
@@ -524,10 +704,73 @@ class LabelModel(Classifier):
         value a source never emits has an all-zero row in O and a zero row in
         ``O_inv``; its ``mu`` and ``Z`` rows stay 0)."""
         O = self._stat("O")
-        active = np.ix_(*(2 * [self._active_columns()]))
+        columns = np.ix_(*(2 * [self._fit_columns()]))
         O_inv = np.zeros_like(O)
-        O_inv[active] = self._invert_O(O[active])
+        O_inv[columns] = self._invert_O(O[columns])
         self._set_tensor("O_inv", torch.from_numpy(O_inv))
+
+    def _fit_columns(self) -> np.ndarray:
+        """Bool ``[d]``: the columns the inverse form works on (``O_inv``,
+        ``Z``): those that occur in L, less those of exact copies folded into
+        their originals (``_find_copies``)."""
+        columns = self._active_columns()
+        for copy in getattr(self, "_folds", {}):
+            columns[copy * self.k : (copy + 1) * self.k] = False
+        return columns
+
+    def _find_copies(self) -> Dict[int, int]:
+        """``{copy: original}`` for the sources that vote exactly as another
+        source on every item (same value, same abstains) and are dependent on
+        it in the clique tree; the original is the group's lowest source.
+
+        Such a pair's indicator columns are equal, so O is singular; but a copy
+        carries no information beyond its original, and the fit leaves it out
+        (its O, ``O_inv`` and Z rows) and gives it the original's mu rows. Read
+        from O: sources a and b are copies iff ``O[a_v, b_v] = O[a_v, a_v] =
+        O[b_v, b_v]`` for every value v (O holds exact counts / n). Copies that
+        are not dependent are left in; ``_invert_O`` names them.
+        """
+        k, m = self.k, self.m
+        if self._uses_custom_indicators() or self.d != m * k or m < 2:
+            return {}
+        O = self._stat("O").reshape(m, k, m, k)
+        diag = np.einsum("avav->av", O)  # [m, k]
+        cross = np.einsum("avbv->abv", O)  # [m, m, k]
+        same = np.all((cross == diag[:, None, :]) & (cross == diag[None, :, :]), axis=2)
+        same &= diag.sum(axis=1)[:, None] > 0  # a source that never votes is no copy
+        adjacent = np.zeros((m, m), dtype=bool)
+        for _, attrs in self.c_tree.nodes(data=True):
+            members = list(attrs["members"])
+            adjacent[np.ix_(members, members)] = True
+        folds: Dict[int, int] = {}
+        for a in range(m):
+            if a in folds:
+                continue
+            group, frontier = {a}, [a]
+            while frontier:  # copies of a reached through dependent copies
+                b = frontier.pop()
+                for c in np.flatnonzero(same[b] & adjacent[b]).tolist():
+                    if c not in group:
+                        group.add(c)
+                        frontier.append(c)
+            for c in group - {a}:
+                folds[c] = a
+        return folds
+
+    def _folded_mask(self, mask: np.ndarray) -> np.ndarray:
+        """The mask of the fit with each copy's dependencies moved onto its
+        original (an entry is fitted only if neither source's copies share a
+        clique with the other)."""
+        if not self._folds:
+            return mask
+        mask = mask.copy()
+        k = self.k
+        for copy, original in self._folds.items():
+            c = slice(copy * k, (copy + 1) * k)
+            o = slice(original * k, (original + 1) * k)
+            mask[o, :] &= mask[c, :]
+            mask[:, o] &= mask[:, c]
+        return mask
 
     def _active_columns(self) -> np.ndarray:
         """Bool ``[d]``: the indicator columns that are on for some item of L
@@ -539,11 +782,72 @@ class LabelModel(Classifier):
         if not np.isfinite(cond) or cond > 1e12:
             raise ValueError(
                 "The overlap matrix O is singular, so the dependency-aware fit "
-                "cannot invert it. This happens when two or more sources never "
-                "abstain (their one-hot columns are linearly dependent). Fit "
-                "without deps, or drop the dependencies on full-coverage sources."
+                f"(deps={[tuple(e) for e in self.deps]}) cannot invert it: "
+                + self._singularity_causes()
             )
         return np.linalg.inv(O)
+
+    def _singularity_causes(self) -> str:
+        """What makes O singular, naming the sources: pairs of sources whose
+        votes determine each other (equal indicator columns, e.g. exact copies
+        not declared dependent, or copies up to relabelling), and sources that
+        never abstain (their indicator columns sum to the all-ones column)."""
+        k, m = self.k, self.m
+        if self._uses_custom_indicators() or self.d != m * k:
+            return "some combination of the indicator columns is linearly dependent."
+        O = self._stat("O")
+        diag = np.diag(O)
+        columns = np.flatnonzero(self._fit_columns())
+        causes = []
+        equal: Dict[Tuple[int, int], List[Tuple[int, int]]] = {}
+        for i in columns:  # pairs of equal indicator columns of two sources
+            for j in columns:
+                if i // k < j // k and O[i, j] == diag[i] == diag[j]:
+                    equal.setdefault((i // k, j // k), []).append((i % k, j % k))
+        active = self._fit_columns().reshape(m, k).sum(axis=1)
+        rare = []
+        for (a, b), values in sorted(equal.items()):
+            if len(values) < max(active[a], active[b]):
+                rare += [(a, v + 1, b, w + 1) for v, w in values]
+            elif all(v == w for v, w in values):
+                causes.append(
+                    f"sources {a} and {b} vote exactly alike on every item ({b} is "
+                    f"a copy of {a}); declare them dependent, deps=[..., ({a}, "
+                    f"{b})], or drop one"
+                )
+            else:
+                causes.append(
+                    f"sources {a} and {b} determine each other's votes (a copy up "
+                    "to relabelling); drop one of them"
+                )
+        if rare:
+            shown = ", ".join(
+                f"source {a} voting {v} and source {b} voting {w}"
+                for a, v, b, w in rare[:5]
+            )
+            more = f" (and {len(rare) - 5} more pairs)" if len(rare) > 5 else ""
+            causes.append(
+                f"some votes occur on exactly the same few items ({shown}{more}), "
+                f"too few among n={self.n} items to tell them apart; fit on more "
+                "items, or with fewer dependencies"
+            )
+        coverage = diag.reshape(m, k).sum(axis=1)
+        full = [
+            s for s in range(m) if np.isclose(coverage[s], 1.0) and s not in self._folds
+        ]
+        if len(full) > 1:
+            causes.append(
+                f"sources {full} never abstain, so their indicator columns each sum "
+                "to the all-ones column; fit without deps, or drop the "
+                "dependencies on all but one of them"
+            )
+        if not causes:
+            return (
+                "some combination of the sources' indicator columns is linearly "
+                "dependent (check for sources whose votes are a function of "
+                "others')."
+            )
+        return "; ".join(causes) + "."
 
     def _build_mask(self) -> None:
         """``self.mask [d, d]`` (bool): True on the pairs of column blocks that
@@ -634,10 +938,14 @@ class LabelModel(Classifier):
             rng = self._rng()
             mu_start = mu_init * rng.random()
         self._set_mu(mu_start)
+        self._warm_Z = False
         if self.inv_form:
             if warm_Z is not None and warm_Z.shape == (self.d, self.k):
                 Z = torch.as_tensor(warm_Z, dtype=torch.float32)
+                self._warm_Z = True
             else:
+                # Drawn even though the fit starts from a spectral estimate
+                # (see _fit_Z), so that a seed gives the same mu start as ever.
                 rng = rng if rng is not None else self._rng()
                 gen = torch.Generator().manual_seed(int(rng.randint(2**31)))
                 Z = torch.randn(self.d, self.k, generator=gen)
@@ -648,7 +956,9 @@ class LabelModel(Classifier):
     def _rng(self) -> np.random.RandomState:
         seed = self.config.get("seed")
         return (
-            np.random.RandomState(seed) if seed is not None else np.random.mtrand._rand
+            np.random.RandomState(seed % 2**32)
+            if seed is not None
+            else np.random.mtrand._rand
         )
 
     # =============================================================== training
@@ -734,6 +1044,7 @@ class LabelModel(Classifier):
             O = self._overlap_matrix(L)
         self._set_O(O)
         if self.inv_form:
+            self._folds = self._find_copies()
             self._set_O_inv()
         mu_start = self._init_params(warm_start)
         if mu_start is None:  # an _init_params override that only sets mu
@@ -746,13 +1057,16 @@ class LabelModel(Classifier):
         else:
             if verbose:
                 print("Estimating Z...")
-            Z = self._fit_Z(self._stat("O_inv"), mask)
+            Z = self._fit_Z(self._stat("O_inv"), self._folded_mask(mask))
             self.Z = nn.Parameter(torch.from_numpy(Z).float().to(self._device()))
             self._set_tensor("Q", torch.from_numpy(self.get_Q()))
             if verbose:
                 print("Estimating \\mu...")
             Q = self._stat("Q")
             mu = self._fit_mu(Q, np.ones_like(Q, dtype=bool), mu_start)
+            for copy, original in self._folds.items():
+                k = self.k
+                mu[copy * k : (copy + 1) * k] = mu[original * k : (original + 1) * k]
         self._set_mu(mu)
         self.is_trained = True
         if self.inv_form:
@@ -767,10 +1081,12 @@ class LabelModel(Classifier):
             print("Finished Training")
 
     def _clear_fit_state(self) -> None:
-        for name in ("O_inv", "Z", "Q", "mu_higher"):
+        for name in ("O_inv", "Z", "Q") + _CLIQUE_BUFFERS:
             self._buffers.pop(name, None)
             self._parameters.pop(name, None)
         self._blocks = []
+        self._folds = {}
+        self._indices = None
 
     # ------------------------------------------------------------- solvers
     def _fit_mu(
@@ -811,31 +1127,84 @@ class LabelModel(Classifier):
         return mu
 
     def _fit_Z(self, O_inv: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        """Minimise ``||(O^-1 + Z Z^T)[mask]||^2`` over the rank-k ``Z`` (rows of
-        columns that never occur stay 0)."""
-        active = self._active_columns()
-        mask_a = mask[np.ix_(active, active)]
-        O_inv_masked = O_inv[np.ix_(active, active)] * mask_a
-        d_a = int(active.sum())
+        """Minimise ``||(O^-1 + Z Z^T)[mask]||^2`` over the rank-k ``Z`` (the rows
+        of columns left out of the inverse, see ``_fit_columns``, stay 0).
+
+        The entries of ``O^-1`` are about one over the vote propensities, so
+        the objective's curvature grows with k and with rare votes by orders of
+        magnitude, and no one step size suits every problem. The fit therefore
+        runs in normalised coordinates: with ``s`` the spectral norm of
+        ``A = O^-1[mask]``, ``W = Z / sqrt(s)`` minimises
+        ``||(A / s + W W^T)[mask]||^2``, whose curvature is of order one.
+
+        The start is a warm-start ``Z``, else the rank-k completion of ``-A``
+        (``_low_rank_completion``: its top k eigenpairs refined by hard impute
+        of the masked-out entries), which alone is close to the optimum on
+        typical data. The first-order optimizers then step along the gradient
+        times ``(W^T W + eps I)^-1`` (scaled gradient descent: every direction
+        of the factor converges at the same rate); the configured optimizer,
+        ``lr`` and ``n_epochs`` apply to these steps (L-BFGS gets the plain
+        gradient). The logged loss is ``loss_inv_Z``'s.
+        """
+        columns = self._fit_columns()
+        grid = np.ix_(columns, columns)
+        mask_f = mask[grid].astype(np.float64)
+        A = O_inv[grid] * mask_f
+        k, d_a = self.k, int(columns.sum())
+        Z = np.zeros((self.d, k))
+        if d_a == 0:
+            return Z
+        start = self.Z.detach().double().cpu().numpy()[columns]
+        if self._warm_Z:
+            _, _, norm = _top_eigenpairs(-A, k, start[:, 0])
+            scale = norm if norm > 0 else 1.0
+            W0 = start / np.sqrt(scale)
+        else:
+            values, vectors, norm = _low_rank_completion(
+                -A, mask_f == 0, k, start[:, 0]
+            )
+            scale = norm if norm > 0 else 1.0
+            # Directions with no positive eigenvalue start small, not at 0 (a
+            # zero column of W would receive no gradient).
+            floor = 1e-3 * max(float(values.max(initial=0.0)), 0.0)
+            W0 = np.zeros((d_a, k))
+            W0[:, : values.size] = vectors * np.sqrt(np.maximum(values, floor) / scale)
+        A /= scale
 
         def objective(x):
-            Z = x.reshape(d_a, self.k)
-            R = O_inv_masked + (Z @ Z.T) * mask_a
-            return np.sum(R * R), (4.0 * R @ Z).ravel()
+            W = x.reshape(d_a, k)
+            R = A + (W @ W.T) * mask_f
+            return float(np.sum(R * R)), (4.0 * (R @ W)).ravel()
 
-        start = self.Z.detach().double().cpu().numpy()[active]
-        Z = np.zeros((self.d, self.k))
-        Z[active] = self._minimize(objective, start, "Z")
+        def precondition(x, g):
+            W = x.reshape(d_a, k)
+            G = W.T @ W
+            G[np.diag_indices(k)] += 1e-2 * np.trace(G) / k + 1e-12
+            return np.linalg.solve(G, g.reshape(d_a, k).T).T.ravel()
+
+        W = self._minimize(
+            objective, W0, "Z", precondition=precondition, log_scale=scale**2
+        )
+        Z[columns] = W * np.sqrt(scale)
         return Z
 
     def _minimize(
-        self, objective: Objective, start: np.ndarray, name: str
+        self,
+        objective: Objective,
+        start: np.ndarray,
+        name: str,
+        precondition: Optional[Preconditioner] = None,
+        log_scale: float = 1.0,
     ) -> np.ndarray:
         """Minimise ``objective(x) -> (f, grad)`` from ``start`` with the
         configured optimizer: ``n_epochs`` full-batch steps of sgd (momentum),
         adam, adamax or rmsprop as MeTaL takes them, or L-BFGS ("lbfgs") run to
         convergence with ``n_epochs`` as its iteration cap. A first-order run
-        that diverges falls back to L-BFGS with a warning."""
+        that diverges falls back to L-BFGS with a warning.
+
+        ``precondition(x, grad)``, when given, maps the gradient to the
+        direction the first-order steps take (L-BFGS always gets the
+        gradient); the logged loss is ``f * log_scale``."""
         tc = self.config["train_config"]
         n_epochs = check_int(tc["n_epochs"], "n_epochs", minimum=0)
         if n_epochs == 0:
@@ -852,14 +1221,18 @@ class LabelModel(Classifier):
             "optimizer",
         )
         if name_opt == "lbfgs":
-            return self._minimize_lbfgs(objective, start, name, n_epochs)
-        x = self._minimize_first_order(objective, start, name_opt, opt_config, n_epochs)
+            return self._minimize_lbfgs(objective, start, name, n_epochs, log_scale)
+        x = self._minimize_first_order(
+            objective, start, name_opt, opt_config, n_epochs, precondition, log_scale
+        )
         if x is None:
             warnings.warn(
                 f"The {name_opt} fit of {name} diverged (the loss became non-finite); "
                 "solved with L-BFGS instead. Lower lr to keep the first-order solver."
             )
-            return self._minimize_lbfgs(objective, start, name, max(n_epochs, 100))
+            return self._minimize_lbfgs(
+                objective, start, name, max(n_epochs, 100), log_scale
+            )
         return x
 
     def _minimize_first_order(
@@ -869,14 +1242,17 @@ class LabelModel(Classifier):
         optimizer: str,
         opt_config: dict,
         n_epochs: int,
+        precondition: Optional[Preconditioner] = None,
+        log_scale: float = 1.0,
     ) -> Optional[np.ndarray]:
         """``n_epochs`` full-batch steps of the torch optimizer ``optimizer`` from
         ``start`` (float64, any shape).
 
         The iterate is a float64 CPU tensor that the objective reads through a
         NumPy view of it; each step sets its ``.grad`` from the analytic NumPy
-        gradient (no copies either way). Returns the result in ``start``'s
-        shape, or ``None`` if the loss or the iterate became non-finite.
+        gradient (no copies either way), or from ``precondition(x, grad)``.
+        Returns the result in ``start``'s shape, or ``None`` if the loss or the
+        iterate became non-finite.
         """
         x = torch.tensor(np.ravel(start), dtype=torch.float64)
         x_np = x.numpy()  # a view: the objective reads the iterate through it
@@ -887,7 +1263,9 @@ class LabelModel(Classifier):
                 f, g = objective(x_np)
                 if not np.isfinite(f):
                     return None
-                self._log_loss(epoch, f)
+                self._log_loss(epoch, f * log_scale)
+                if precondition is not None:
+                    g = precondition(x_np, g)
                 x.grad = torch.from_numpy(np.ascontiguousarray(g, dtype=np.float64))
                 torch_optimizer.step()
             if not np.all(np.isfinite(x_np)) or not np.isfinite(objective(x_np)[0]):
@@ -921,14 +1299,20 @@ class LabelModel(Classifier):
             ) from None
 
     def _minimize_lbfgs(
-        self, objective: Objective, start: np.ndarray, name: str, max_iter: int
+        self,
+        objective: Objective,
+        start: np.ndarray,
+        name: str,
+        max_iter: int,
+        log_scale: float = 1.0,
     ) -> np.ndarray:
         state = {"iteration": 0}
 
         def callback(xk):
             state["iteration"] += 1
             if self._logging_due(state["iteration"]):
-                self._log_loss(state["iteration"], float(objective(xk)[0]))
+                loss = float(objective(xk)[0]) * log_scale
+                self._log_loss(state["iteration"], loss)
 
         result = optimize.minimize(
             objective,
@@ -1092,7 +1476,7 @@ class LabelModel(Classifier):
         custom = self._uses_custom_indicators()
         with torch.no_grad():
             weights = self._log_weights()
-        log_mu, _, log_p = weights
+        log_mu, _, log_p, _ = weights
 
         def posteriors(chunks: Iterator[Tuple[int, Any]]) -> None:
             buffer = None if custom else self._chunk_buffer()
@@ -1125,28 +1509,55 @@ class LabelModel(Classifier):
 
     def _estimate_clique_tables(self, L: Any, n_iter: int = 3) -> None:
         """Estimate ``mu_higher``: for every clique/separator block with >= 2
-        sources, ``P(joint vote pattern | Y = y)`` over the patterns where all
-        members voted, by posterior-weighted counting (EM steps with ``mu``
-        fixed; the first posterior treats the sources as independent)."""
-        k, d_unary = self.k, self.m * self.k
-        width = sum(b["end"] - b["start"] for b in self._blocks)
-        device = self._device()
-        self._set_tensor("mu_higher", torch.zeros(width, k))
-        weights = self._log_weights()
+        sources, ``P(joint vote pattern | Y = y)`` for each pattern of votes (no
+        abstain) of its members that occurs in L, by posterior-weighted
+        counting (EM steps with ``mu`` fixed; the first posterior treats the
+        sources as independent).
+
+        A pattern absent from L would get probability 0 for every class, so
+        only the observed ones are kept (``clique_patterns``, in lexicographic
+        order; row j of a block's table is its j-th pattern): at most n rows
+        per block whatever ``k**|C|``, and tables over ``MAX_ARRAY_BYTES`` are
+        refused before they are allocated. A block whose members are all
+        exact copies of one source (see ``_find_copies``) takes that source's
+        ``mu`` rows instead, so that the copies count exactly once.
+        """
+        patterns = self._observed_patterns(L)
+        self._check_table_size(patterns)
+        self._store_patterns(patterns)
+        k, device = self.k, self._device()
+        offsets = self._pattern_offsets()
+        tables = torch.zeros(offsets[-1], k, dtype=torch.float64, device=device)
+        counted = torch.zeros(offsets[-1], dtype=torch.bool, device=device)
+        mu = self.mu.detach().double()
+        for b, block in enumerate(self._blocks):
+            lo, hi = offsets[b], offsets[b + 1]
+            if block["distinct"] == 1:
+                first = block["members"][0]
+                source = self._folds.get(first, first)
+                votes = patterns[b][:, 0].long().to(device)
+                tables[lo:hi] = mu[source * k + votes - 1]
+            else:
+                counted[lo:hi] = True
+        self._set_tensor("mu_higher", tables.float())
+        blocks = [b for b, block in enumerate(self._blocks) if block["distinct"] > 1]
+        if not blocks:
+            return
+        indices = self._pattern_indices()
+        weights = self._independent_weights(self._log_weights())
         use_tables = False
 
         def weighted_counts(chunks: Iterator[Tuple[int, Any]]) -> tuple:
-            counts = torch.zeros(width, k, dtype=torch.float64, device=device)
+            counts = torch.zeros_like(tables)
             class_mass = torch.zeros(k, dtype=torch.float64, device=device)
             for _, chunk in chunks:
                 Lc = torch.from_numpy(chunk).to(device)
                 scores = self._log_scores(Lc, weights, use_tables)
                 q = torch.softmax(scores, dim=1).double()
                 class_mass += q.sum(dim=0)
-                for block in self._blocks:
-                    code, voted = self._pattern_codes(Lc, block["members"])
-                    rows = torch.nonzero(voted).squeeze(1)
-                    index = block["start"] - d_unary + code[rows]
+                for b in blocks:
+                    rows, votes = self._block_votes(Lc, self._blocks[b]["members"])
+                    index = offsets[b] + indices[b].lookup(votes)
                     counts.index_add_(0, index, q[rows])
             return counts, class_mass
 
@@ -1155,19 +1566,152 @@ class LabelModel(Classifier):
             [(counts, class_mass)] = _share_chunks(
                 weighted_counts, self._iter_L_chunks(L), self._n_rows
             )
-            tables = counts / class_mass.clamp(min=1e-12)
+            estimate = counts / class_mass.clamp(min=1e-12)
+            tables = torch.where(counted[:, None], estimate, tables)
             self._set_tensor("mu_higher", tables.float())
+            weights = self._log_weights()
             use_tables = True
 
+    @staticmethod
+    def _block_votes(
+        Lc: torch.Tensor, members: Sequence[int]
+    ) -> Tuple[torch.Tensor, torch.Tensor]:
+        """``(rows, votes)``: the rows of the chunk ``Lc`` where every one of
+        ``members`` voted, and their votes ``[rows, len(members)]`` (int64)."""
+        votes = Lc[:, list(members)].long()
+        rows = torch.nonzero((votes > 0).all(dim=1)).squeeze(1)
+        return rows, votes[rows]
+
+    def _observed_patterns(self, L: Any) -> List[torch.Tensor]:
+        """The distinct joint votes (no abstain) of every block's members in L:
+        one ``[P_b, |members|]`` tensor per block, in lexicographic order. One
+        pass over L; memory grows with the patterns found, not with
+        ``k**|members|``."""
+        device, dtype = self._device(), _pattern_dtype(self.k)
+        found: List[List[torch.Tensor]] = [[] for _ in self._blocks]
+
+        def gather(chunks: Iterator[Tuple[int, Any]]) -> None:
+            for _, chunk in chunks:
+                Lc = torch.from_numpy(chunk).to(device)
+                for b, block in enumerate(self._blocks):
+                    _, votes = self._block_votes(Lc, block["members"])
+                    if votes.shape[0]:
+                        found[b].append(torch.unique(votes.to(dtype), dim=0))
+                    if len(found[b]) > 16:  # merge, to hold few duplicates
+                        found[b] = [torch.unique(torch.cat(found[b]), dim=0)]
+
+        _share_chunks(gather, self._iter_L_chunks(L), self._n_rows)
+        return [
+            (
+                torch.unique(torch.cat(parts), dim=0)
+                if parts
+                else torch.zeros(0, len(block["members"]), dtype=dtype, device=device)
+            )
+            for parts, block in zip(found, self._blocks)
+        ]
+
+    def _check_table_size(self, patterns: Sequence[torch.Tensor]) -> None:
+        """Refuse clique tables over ``MAX_ARRAY_BYTES`` (float64 counts and
+        float32 tables, ``k`` columns per observed pattern) before they are
+        allocated."""
+        rows = sum(p.shape[0] for p in patterns)
+        size = rows * self.k * (8 + 4)
+        if size <= MAX_ARRAY_BYTES:
+            return
+        b = max(range(len(patterns)), key=lambda i: patterns[i].shape[0])
+        members = list(self._blocks[b]["members"])
+        raise ValueError(
+            f"The clique tables of deps would hold {rows} observed vote patterns "
+            f"x k={self.k} classes ({_gigabytes(size)}), over the "
+            f"{_gigabytes(MAX_ARRAY_BYTES)} limit "
+            "(metal.label_model.label_model.MAX_ARRAY_BYTES); the largest is "
+            f"the clique of sources {members}, whose members vote "
+            f"{patterns[b].shape[0]} distinct patterns in L. Declare fewer or "
+            "smaller cliques in deps, or raise the limit on a machine with more "
+            "memory."
+        )
+
+    def _store_patterns(self, patterns: Sequence[torch.Tensor]) -> None:
+        """Keep the observed patterns of the blocks as the buffers
+        ``clique_patterns`` (flat, block after block, row-major) and
+        ``clique_pattern_counts`` (patterns per block)."""
+        dtype = _pattern_dtype(self.k)
+        flat = [p.reshape(-1).to(dtype) for p in patterns]
+        self._set_tensor(
+            "clique_patterns", torch.cat(flat) if flat else torch.zeros(0, dtype=dtype)
+        )
+        counts = torch.tensor([p.shape[0] for p in patterns], dtype=torch.long)
+        self._set_tensor("clique_pattern_counts", counts)
+        self._indices = None
+
+    def _pattern_offsets(self) -> List[int]:
+        """First table row of every block, and the total number of rows."""
+        counts = self._buffers["clique_pattern_counts"].tolist()
+        return [0] + np.cumsum(counts, dtype=np.int64).tolist()
+
+    def _pattern_indices(self) -> List[_PatternIndex]:
+        """The ``_PatternIndex`` of every block, built from the pattern buffers
+        (once per fit, load or device move). A file saved when the tables were
+        dense (every one of the ``k**|C|`` patterns) is read as such."""
+        if "clique_patterns" not in self._buffers:
+            self._store_patterns(self._dense_patterns())
+        flat = self._buffers["clique_patterns"]
+        indices = getattr(self, "_indices", None)
+        if indices is not None and (not indices or indices[0].device == flat.device):
+            return indices
+        offsets = self._pattern_offsets()
+        indices = []
+        for b, block in enumerate(self._blocks):
+            size = len(block["members"])
+            rows = flat[offsets[b] * size : offsets[b + 1] * size].view(-1, size)
+            indices.append(_PatternIndex(rows, self.k))
+        self._indices = indices
+        return indices
+
+    def _dense_patterns(self) -> List[torch.Tensor]:
+        """All ``k**|C|`` patterns of every block, in lexicographic order: the
+        rows of clique tables saved in the former dense layout."""
+        patterns = []
+        values = torch.arange(1, self.k + 1, dtype=_pattern_dtype(self.k))
+        for block in self._blocks:
+            size = len(block["members"])
+            patterns.append(torch.cartesian_prod(*[values] * size).view(-1, size))
+        rows = sum(p.shape[0] for p in patterns)
+        if rows != self.mu_higher.shape[0]:
+            raise ValueError(
+                f"The saved clique tables have {self.mu_higher.shape[0]} rows, but "
+                f"the cliques of deps={self.deps} have {rows} vote patterns."
+            )
+        return patterns
+
     def _log_weights(self) -> LogWeights:
-        """``(log_mu, log_mu_vm, log_p)``: the clipped log mu in source-major
-        (``[m*k, k]``) and value-major layout and the log class balance, computed
-        once per pass over L."""
+        """``(log_mu, log_mu_vm, log_p, log_tables)``: the clipped log mu in
+        source-major (``[m*k, k]``) and value-major layout, the log class
+        balance and the log clique tables (clipped above at 0.99; None without
+        tables), computed once per pass over L."""
         log_mu = torch.log(self.mu.detach().clamp(*PROB_CLIP))
         log_mu_vm = log_mu.view(self.m, self.k, self.k).transpose(0, 1)
         log_mu_vm = log_mu_vm.reshape(self.m * self.k, self.k)
         log_p = torch.log(torch.diagonal(self.P)).float().to(log_mu.device)
-        return log_mu, log_mu_vm, log_p
+        log_tables = None
+        if self._blocks and "mu_higher" in self._buffers:
+            log_tables = torch.log(self.mu_higher).clamp(
+                max=float(np.log(PROB_CLIP[1]))
+            )
+        return log_mu, log_mu_vm, log_p, log_tables
+
+    def _independent_weights(self, weights: LogWeights) -> LogWeights:
+        """``weights`` for the first posterior of ``_estimate_clique_tables``
+        (sources independent): exact copies (``_find_copies``) are left out, so
+        that each group of copies counts once."""
+        if not self._folds:
+            return weights
+        log_mu, log_mu_vm, log_p, log_tables = weights
+        log_mu_vm = log_mu_vm.clone()
+        copies = torch.tensor(sorted(self._folds), device=log_mu_vm.device)
+        for v in range(self.k):
+            log_mu_vm[v * self.m + copies] = 0
+        return log_mu, log_mu_vm, log_p, log_tables
 
     def _log_scores(
         self,
@@ -1178,14 +1722,14 @@ class LabelModel(Classifier):
     ) -> torch.Tensor:
         """Unnormalised log posterior ``[c, k]`` of a dense chunk ``Lc``, from
         the ``weights`` of ``_log_weights``."""
-        log_mu, log_mu_vm, log_p = weights
+        log_mu, log_mu_vm, log_p, log_tables = weights
         scores = self._unary_chunk(Lc, buffer=buffer) @ log_mu_vm
-        if use_tables and self._blocks:
-            scores += self._junction_tree_correction(Lc, log_mu)
+        if use_tables and log_tables is not None:
+            scores += self._junction_tree_correction(Lc, log_mu, log_tables)
         return scores + log_p
 
     def _junction_tree_correction(
-        self, Lc: torch.Tensor, log_mu: torch.Tensor
+        self, Lc: torch.Tensor, log_mu: torch.Tensor, log_tables: torch.Tensor
     ) -> torch.Tensor:
         """Junction-tree terms of the log posterior ``[c, k]``.
 
@@ -1193,23 +1737,29 @@ class LabelModel(Classifier):
         the members' unary factors is replaced by the block's pattern table,
         with the block's junction-tree weight (+1 for a maximal clique, minus
         the number of tree edges for a separator). Each source thus counts once.
+        Table entries are floored at ``0.01**distinct`` (``distinct``: the
+        block's number of sources, a group of exact copies counting as one); a
+        pattern that did not occur in L takes the floor for every class.
         """
-        k, d_unary = self.k, self.m * self.k
+        k = self.k
         correction = torch.zeros(Lc.shape[0], k, dtype=torch.float32, device=Lc.device)
-        for block in self._blocks:
+        indices = self._pattern_indices()
+        offsets = self._pattern_offsets()
+        for b, block in enumerate(self._blocks):
             members = list(block["members"])
-            lo = block["start"] - d_unary
-            table = self.mu_higher[lo : lo + block["end"] - block["start"]]
-            floor = PROB_CLIP[0] ** len(members)
-            log_table = torch.log(table.clamp(min=floor, max=PROB_CLIP[1]))
-            code, voted = self._pattern_codes(Lc, members)
-            rows = torch.nonzero(voted).squeeze(1)
+            rows, votes = self._block_votes(Lc, members)
             if rows.numel() == 0:
                 continue
-            votes = Lc[rows][:, members].long()
+            floor = block["distinct"] * float(np.log(PROB_CLIP[0]))
+            index = indices[b].lookup(votes)
+            table = torch.full((rows.numel(), k), floor, device=Lc.device)
+            seen = index >= 0
+            if bool(seen.any()):
+                found = log_tables[offsets[b] + index[seen]]
+                table[seen] = found.clamp(min=floor)
             member_index = torch.tensor(members, device=Lc.device)
             unary_sum = log_mu[member_index * k + votes - 1].sum(dim=1)
-            correction[rows] += block["weight"] * (log_table[code[rows]] - unary_sum)
+            correction[rows] += block["weight"] * (table - unary_sum)
         return correction
 
     # ============================================================ persistence
@@ -1225,6 +1775,7 @@ class LabelModel(Classifier):
                 p=self.p.tolist(),
                 deps=[list(e) for e in self.deps],
                 inv_form=bool(self.inv_form),
+                folds=sorted([int(c), int(o)] for c, o in self._folds.items()),
             )
         return state
 
@@ -1232,13 +1783,66 @@ class LabelModel(Classifier):
         state = dict(state)
         deps = state.pop("deps", None)
         p = state.pop("p", None)
+        folds = state.pop("folds", [])
         super()._set_extra_state_dict(state)
         if not state.get("is_trained"):
             return
         self.p = np.asarray(p, dtype=np.float64)
         self._set_dependencies([tuple(e) for e in deps])
+        self._folds = {int(c): int(o) for c, o in folds}
+        self._indices = None
         self._build_c_data()
         self._blocks = self._higher_order_blocks() if self.inv_form else []
+
+    def _check_saved_shapes(self, state_dict: Dict[str, torch.Tensor]) -> None:
+        """Refuse the saved tensors of a trained label model unless each one
+        that the model needs is there with the shape its saved sizes give
+        (k, m, d and the dependencies): a ValueError naming the entry, what
+        was expected and what was found (``load`` adds the file's name)."""
+        if not getattr(self, "is_trained", False) or not hasattr(self, "d"):
+            return  # an untrained model, or a baseline voter: no tensors
+        d, k = int(self.d), int(self.k)
+        expected = {"mu": (d, k), "mu_init": (d, k), "P": (k, k)}
+        expected.update(O=(d, d), mask=(d, d))
+        if self.inv_form:
+            expected.update(Z=(d, k), O_inv=(d, d), Q=(d, d))
+        for name, shape in expected.items():
+            if name not in state_dict:
+                raise ValueError(f"the trained label model's {name!r} entry is missing")
+            found = tuple(state_dict[name].shape)
+            if found != shape:
+                raise ValueError(
+                    f"the entry {name!r} has shape {list(found)}; a model with "
+                    f"k={k} and d={d} indicator columns needs {list(shape)}"
+                )
+        for copy, original in self._folds.items():
+            if not (0 <= original < copy < self.m):
+                raise ValueError(
+                    f"the folded copy {copy} -> {original} does not name two of "
+                    f"the model's {self.m} sources"
+                )
+        if "mu_higher" not in state_dict:
+            return
+        tables = tuple(state_dict["mu_higher"].shape)
+        counts = state_dict.get("clique_pattern_counts")
+        if counts is None:
+            return  # the former dense layout, checked by _dense_patterns
+        blocks = self._higher_order_blocks()
+        sizes = [len(b["members"]) for b in blocks]
+        counts_list = counts.reshape(-1).tolist()
+        patterns = state_dict.get("clique_patterns")
+        if (
+            len(counts_list) != len(blocks)
+            or any(c < 0 for c in counts_list)
+            or tables != (sum(counts_list), k)
+            or patterns is None
+            or patterns.numel() != sum(c * s for c, s in zip(counts_list, sizes))
+        ):
+            raise ValueError(
+                "the clique tables ('mu_higher', 'clique_patterns', "
+                "'clique_pattern_counts') do not fit each other or the "
+                f"{len(blocks)} cliques of deps={[tuple(e) for e in self.deps]}"
+            )
 
     def _prepare_for_state_dict(self, state_dict: Dict[str, torch.Tensor]) -> None:
         """Create ``mu``/``Z`` and the buffers of a saved model before
@@ -1251,6 +1855,7 @@ class LabelModel(Classifier):
         attributes (``_set_extra_state_dict`` runs first and sets ``P``), so
         such a model predicts exactly as before.
         """
+        self._check_saved_shapes(state_dict)
         exact_P = self._buffers.get("P")
         for name, value in state_dict.items():
             if name in ("mu", "Z"):

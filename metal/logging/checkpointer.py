@@ -24,6 +24,8 @@ from metal._checks import check_choice
 from metal._io import (
     atomic_copy,
     atomic_torch_save,
+    check_entries,
+    is_state_dict,
     plain_number,
     read_state_dict,
     safe_torch_load,
@@ -541,15 +543,37 @@ def _save_model(model, path: str) -> None:
         atomic_torch_save(model.state_dict(), path)
 
 
+# The entries a checkpoint may hold beyond its ``model`` state dict, with the
+# types they must have when present.
+_OPTIONAL_ENTRIES = {
+    "optimizer": (dict, type(None)),
+    "lr_scheduler": (dict, type(None)),
+    "training_state": dict,
+}
+
+
 def load_checkpoint(path) -> Dict[str, Any]:
     """Read a checkpoint (``weights_only=True``, onto the CPU).
 
     Raises:
+        FileNotFoundError: if there is no such file.
         ValueError: naming the file, if it cannot be read (damaged, or not
-            plain data, such as a pickle that would run code when loaded) or
-            is not a training checkpoint.
+            plain data, such as a pickle that would run code when loaded), is
+            not a training checkpoint (a model file written by ``save``), or
+            an entry has the wrong type (``model`` must be a state dict).
     """
     state = safe_torch_load(path, "checkpoint")
     if not isinstance(state, dict) or "model" not in state:
-        raise ValueError(f"{os.fspath(path)!r} is not a training checkpoint.")
+        hint = ""
+        if isinstance(state, dict) and "state_dict" in state:
+            name = str(state.get("class", "")).rpartition(":")[2] or "Classifier"
+            hint = f" (it is a model file: load it with {name}.load)"
+        raise ValueError(f"{os.fspath(path)!r} is not a training checkpoint{hint}.")
+    if not is_state_dict(state["model"]):
+        raise ValueError(
+            f"{os.fspath(path)!r} is damaged: the checkpoint's 'model' entry is "
+            "not a state dict (tensors under string keys)."
+        )
+    present = {key: kind for key, kind in _OPTIONAL_ENTRIES.items() if key in state}
+    check_entries(state, path, present, "checkpoint")
     return state

@@ -105,7 +105,12 @@ class MultitaskClassifier(nn.Module):
         keeps its module and the task's pool entry is pointed at it).
 
         Raises:
-            ValueError: for a non-Task or a task name already in the model.
+            ValueError: for a non-Task, a task name already in the model, or an
+                op name already used (in this task or another) for another
+                module: outputs are cached by op name, so one would silently
+                receive the other's output. (One op name for one module on
+                different inputs is allowed, as in tasks fed by different
+                datasets; running both in one forward pass raises.)
         """
         if not isinstance(task, Task):
             raise ValueError(f"Unrecognized task type {task!r}; expected a Task.")
@@ -116,6 +121,7 @@ class MultitaskClassifier(nn.Module):
         if task.shares_modules_by_object:
             pool, ops = task.stage_graph(self._shared_key_finder(task.name))
             task.module_pool, task.op_sequence = pool, ops
+        self._check_op_names(task)
         for key, module in list(task.module_pool.items()):
             if key in self.module_pool:
                 task.module_pool[key] = _unwrap_dataparallel(self.module_pool[key])
@@ -131,6 +137,28 @@ class MultitaskClassifier(nn.Module):
         self.output_funcs[task.name] = task.output_func
         self.scorers[task.name] = task.scorer
         self._move_to_device()
+
+    def _check_op_names(self, task: Task) -> None:
+        """Refuse an op of ``task`` whose name is already used, in ``task`` or
+        in another task of the model, for another module."""
+        seen = {
+            op.name: (name, op) for name, ops in self.op_sequences.items() for op in ops
+        }
+        for op in task.op_sequence:
+            owner, other = seen.get(op.name, (None, None))
+            if other is not None and other.module_name != op.module_name:
+                where = (
+                    f"twice in task {task.name!r}"
+                    if owner == task.name
+                    else f"in tasks {owner!r} and {task.name!r}"
+                )
+                raise ValueError(
+                    f"The op name {op.name!r} is used {where} for different "
+                    f"modules ({other} and {op}); outputs are cached by op "
+                    "name, so one would silently get the other's output. Give the "
+                    "ops distinct names (Operation(..., name=...))."
+                )
+            seen[op.name] = (task.name, op)
 
     def remove_task(self, task_name: str) -> None:
         """Remove a task, and every pooled module no other task uses.
@@ -194,6 +222,7 @@ class MultitaskClassifier(nn.Module):
         if self._device.type != "cpu":
             X_dict = move_to_device(X_dict, self._device)
         outputs: OutputDict = {INPUT_OP: X_dict}
+        producers: Dict[str, Tuple[str, Operation]] = {}
         pool = self.module_pool
         for task_name in task_names:
             try:
@@ -205,7 +234,9 @@ class MultitaskClassifier(nn.Module):
                 ) from None
             for op in ops:
                 if op.name in outputs:
+                    _check_same_op(producers.get(op.name), task_name, op)
                     continue
+                producers[op.name] = (task_name, op)
                 module = pool[op.module_name]
                 if type(module) is nn.DataParallel and not module.device_ids:
                     # Without GPUs DataParallel only calls its module; skip
@@ -486,17 +517,51 @@ class MultitaskClassifier(nn.Module):
 
     def load(self, model_path: str) -> None:
         """Load weights saved by ``save`` (or a training checkpoint) with
-        ``torch.load(..., weights_only=True)``, then move to the device."""
+        ``torch.load(..., weights_only=True)``, then move to the device.
+
+        Nothing is loaded unless the file's weights fit this model (the same
+        names and shapes).
+
+        Raises:
+            FileNotFoundError: if there is no such file.
+            ValueError: naming the file, when it is damaged, holds no state
+                dict or does not fit this model.
+        """
         try:
             state = read_state_dict(model_path)
+            own = self.state_dict()
+            state = _match_dataparallel_keys(state, own)
+            mismatch = _state_mismatch(state, own)
+            if mismatch:
+                raise ValueError(
+                    f"{model_path!r} does not fit the model {self.name!r}: "
+                    f"{mismatch}."
+                )
         except Exception:
             logger.error(f"Could not load a model from {model_path}.")
             raise
-        self.load_state_dict(_match_dataparallel_keys(state, self.state_dict()))
+        self.load_state_dict(state)
         self._move_to_device()
 
 
 # ------------------------------------------------------------------ helpers
+def _check_same_op(
+    producer: Optional[Tuple[str, Operation]], task_name: str, op: Operation
+) -> None:
+    """Refuse to reuse a cached op output computed by another op of the same
+    name (other inputs) for another task in this forward pass."""
+    if producer is None:
+        return
+    first_task, first = producer
+    if first.module_name != op.module_name or first.inputs != op.inputs:
+        raise ValueError(
+            f"Tasks {first_task!r} and {task_name!r} both run an op named "
+            f"{op.name!r} in one forward pass, on different inputs ({first} and "
+            f"{op}); its cached output would be wrong for one of them. Give the "
+            "ops distinct names (Operation(..., name=...))."
+        )
+
+
 def _unwrap_dataparallel(module: nn.Module) -> nn.Module:
     while isinstance(module, nn.DataParallel):
         module = module.module
@@ -599,6 +664,35 @@ def _hard_golds(golds: Any, probs: Any, first_class: int) -> Any:
     ):
         return hard_labels(golds, first_class)
     return golds
+
+
+def _state_mismatch(
+    state: Dict[str, torch.Tensor], own: Dict[str, torch.Tensor], shown: int = 3
+) -> str:
+    """How ``state`` differs from the model's ``own`` state dict (missing and
+    unexpected names, different shapes; at most ``shown`` of each), or ""."""
+
+    def listed(names: List[str]) -> str:
+        more = f" and {len(names) - shown} more" if len(names) > shown else ""
+        return ", ".join(names[:shown]) + more
+
+    problems = []
+    missing = [name for name in own if name not in state]
+    unexpected = [name for name in state if name not in own]
+    reshaped = [
+        f"{name} {tuple(state[name].shape)} instead of {tuple(own[name].shape)}"
+        for name in own
+        if name in state
+        and isinstance(own[name], torch.Tensor)
+        and state[name].shape != own[name].shape
+    ]
+    if missing:
+        problems.append(f"it lacks {listed(missing)}")
+    if unexpected:
+        problems.append(f"it has unknown weights {listed(unexpected)}")
+    if reshaped:
+        problems.append(f"it has {listed(reshaped)}")
+    return "; ".join(problems)
 
 
 def _match_dataparallel_keys(

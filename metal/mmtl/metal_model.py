@@ -287,8 +287,27 @@ class MetalModel(MultitaskClassifier):
     def load_weights(self, model_path: str) -> None:
         """Load weights from a training checkpoint (its ``"model"`` entry) or
         a file written by ``save_weights``/``save``, safely
-        (``weights_only=True``); on a key mismatch retry non-strictly."""
+        (``weights_only=True``); on a key mismatch retry non-strictly, as
+        MeTaL did.
+
+        Raises:
+            ValueError: naming the file, when it cannot be read, holds no state
+                dict, or holds weights whose shapes do not fit the model.
+        """
         state = _match_dataparallel_keys(read_state_dict(model_path), self.state_dict())
+        own = self.state_dict()
+        misfits = [
+            f"{key} {tuple(value.shape)} instead of {tuple(own[key].shape)}"
+            for key, value in state.items()
+            if key in own
+            and isinstance(value, torch.Tensor)
+            and value.shape != own[key].shape
+        ]
+        if misfits:
+            raise ValueError(
+                f"The weights in {model_path!r} do not fit this model: "
+                f"{'; '.join(misfits[:5])}{' ...' if len(misfits) > 5 else ''}."
+            )
         try:
             self.load_state_dict(state)
         except RuntimeError as exc:

@@ -22,7 +22,12 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from metal._checks import check_choice
 from metal._data import leading_dim
-from metal._io import atomic_torch_save, plain_number, safe_torch_load
+from metal._io import (
+    atomic_torch_save,
+    check_entries,
+    plain_number,
+    safe_torch_load,
+)
 from metal.engine import build_optimizer
 from metal.logging import LogManager
 from metal.mmtl.classifier import MultitaskClassifier
@@ -200,6 +205,7 @@ class Trainer:
         ``weights_only=True``."""
         try:
             saved = safe_torch_load(trainer_path, "trainer file")
+            check_entries(saved, trainer_path, {"trainer_config": dict}, "trainer file")
         except Exception:
             logger.error(f"Could not load a trainer from {trainer_path}.")
             raise

@@ -23,11 +23,21 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
-from metal._checks import check_gold_labels, check_int, check_task_list
+from metal._checks import (
+    check_features,
+    check_gold_labels,
+    check_int,
+    check_task_list,
+)
 from metal._data import row_chunks, unpack_pair
 from metal.classifier import _given_modules
 from metal.end_model.em_defaults import em_default_config
-from metal.end_model.end_model import PREDICT_BATCH_SIZE, EndModel, _output_width
+from metal.end_model.end_model import (
+    PREDICT_BATCH_SIZE,
+    EndModel,
+    _input_width,
+    _output_width,
+)
 from metal.end_model.identity_module import IdentityModule
 from metal.multitask.mt_classifier import (
     MTClassifier,
@@ -323,8 +333,12 @@ class MTEndModel(MTClassifier, EndModel):
         ``X`` is one input (tensor, NumPy array, scipy.sparse, list) or, with
         per-task input modules, a list of per-task inputs. Runs in eval mode,
         under ``torch.no_grad``, in chunks of ``PREDICT_BATCH_SIZE`` rows.
+
+        Raises:
+            ValueError: for features with NaN/inf values or of another width
+                than the network's input (when its first layer tells).
         """
-        X = self._as_model_input(X)
+        X = self._checked_features(X, "X", allow_empty=True)
         was_training = self.training
         self.eval()
         try:
@@ -346,6 +360,26 @@ class MTEndModel(MTClassifier, EndModel):
             )
         parts = [self._as_model_tensor(x) for x in X]
         return [x if part is None else part for x, part in zip(X, parts)]
+
+    def _checked_features(self, X: Any, name: str, allow_empty: bool) -> Any:
+        """``X`` in the model's input form, checked as ``EndModel`` checks its
+        features; per-task inputs are checked one by one (``X[s]``)."""
+        if not self._per_task_inputs:
+            return EndModel._checked_features(self, X, name, allow_empty)
+        X = self._as_model_input(X)
+        for s, x in enumerate(X):
+            if isinstance(x, torch.Tensor) or sparse.issparse(x):
+                width = _input_width(self.input_layer[s])
+                check_features(x, f"{name}[{s}]", width, allow_empty=allow_empty)
+        return X
+
+    def _input_width(self) -> Optional[int]:
+        """The shared input's width, when the first layer reading it tells."""
+        if self._per_task_inputs:
+            return None
+        if not isinstance(self.input_layer, IdentityModule):
+            return _input_width(self.input_layer)
+        return _input_width(self.middle_layers[0]) if len(self.middle_layers) else None
 
     def _input_chunks(self, X: Any) -> Iterator[Any]:
         if not isinstance(X, list):
@@ -394,8 +428,10 @@ class MTEndModel(MTClassifier, EndModel):
         """Check ``(X, [Y_0, ..., Y_{t-1}])`` and convert every task's labels to
         float ``[n, K_s]`` probabilities."""
         if isinstance(train_data, (Dataset, DataLoader)):
+            self._check_first_item(train_data, "train_data", allow_empty=False)
             return train_data
         X, Y = unpack_pair(train_data, "train_data")
+        X = self._checked_features(X, "train_data X", allow_empty=False)
         Y = self._check_task_labels(Y, "train_data Y")
         Y = [
             self._check_train_labels(Y_s, k=K_s, name=f"train_data Y[{s}] (task {s})")
@@ -407,9 +443,13 @@ class MTEndModel(MTClassifier, EndModel):
     def _prepare_valid_data(self, valid_data: Any) -> Any:
         """Check ``(X, [Y_0, ..., Y_{t-1}])`` validation data (gold labels in
         ``0..K_s``, or probabilities ``[n, K_s]``)."""
-        if valid_data is None or isinstance(valid_data, (Dataset, DataLoader)):
+        if valid_data is None:
+            return None
+        if isinstance(valid_data, (Dataset, DataLoader)):
+            self._check_first_item(valid_data, "valid_data", allow_empty=True)
             return valid_data
         X, Y = unpack_pair(valid_data, "valid_data")
+        X = self._checked_features(X, "valid_data X", allow_empty=True)
         Y = self._check_task_labels(Y, "valid_data Y")
         lengths = []
         for s, (Y_s, K_s) in enumerate(zip(Y, self.K)):

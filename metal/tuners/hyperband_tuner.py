@@ -83,7 +83,7 @@ class HyperbandTuner(ModelTuner):
                 f"{hyperband_proportion_discard!r}."
             )
         # Kept for compatibility with MeTaL (the draws use the Python RNG).
-        self.rand_state = np.random.RandomState(self.seed)
+        self.rand_state = np.random.RandomState(self.seed % 2**32)
         self.hyperband_epochs_budget = int(hyperband_epochs_budget)
         self.eta = hyperband_proportion_discard
         self.hyperband_schedule = self.get_largest_schedule_within_budget(

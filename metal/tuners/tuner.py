@@ -86,7 +86,7 @@ from typing import (
 from metal._checks import check_choice, check_int, is_number
 from metal._io import atomic_write_json
 from metal.metrics import METRICS
-from metal.utils import recursive_merge_dicts
+from metal.utils import check_seed, recursive_merge_dicts
 
 SCALES = ("linear", "log")
 BEST_MODEL_FILE = "best_model.pth"
@@ -208,8 +208,7 @@ class ModelTuner:
             self.log_dir = self.log_rootdir = self.log_subdir = None
             self.save_path = self.report_path = None
 
-        seed = check_int(seed, "seed", allow_none=True)
-        self.seed = 0 if seed is None else seed
+        self.seed = 0 if seed is None else check_seed(seed)
         self._tmpdir = None
         self._routing = None
         self._n_planned = None

@@ -10,6 +10,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from metal.end_model import EndModel, IdentityModule, LogisticRegression
 from metal.metrics import METRICS
+from tests.test_classifier import BundleChecks
 
 
 def make_data():
@@ -366,6 +367,68 @@ class EndModelBadInputTestCase(unittest.TestCase):
     def tearDown(self):
         self.tmp.cleanup()
 
+    def test_non_finite_features(self):
+        X = self.X.clone()
+        X[5, 1] = float("nan")
+        self.assertBad(
+            r"train_data X has NaN or infinite values \(first in row 5\)", (X, self.Y)
+        )
+        X_np = self.X.numpy().astype(np.float64)
+        X_np[7, 0] = np.inf
+        self.assertBad("train_data X .*row 7", (X_np, self.Y))
+        self.assertBad("train_data X .*row 7", (sparse.csr_matrix(X_np), self.Y))
+        self.assertBad(
+            r"valid_data X .*row 5", (self.X, self.Y), valid_data=(X, self.Y)
+        )
+        self.em.train_model((self.X, self.Y), n_epochs=1)
+        with self.assertRaisesRegex(ValueError, r"^X has NaN .*row 5"):
+            self.em.predict_proba(X)
+        with self.assertRaisesRegex(ValueError, r"^X has NaN .*row 5"):
+            self.em.predict(X)
+
+    def test_feature_width(self):
+        wide = torch.rand(20, 3)
+        message = r"must have 2 features per item .* found shape \(20, 3\)"
+        self.assertBad("train_data X " + message, (wide, self.Y))
+        self.assertBad(
+            "valid_data X " + message, (self.X, self.Y), valid_data=(wide, self.Y)
+        )
+        with self.assertRaisesRegex(ValueError, "^X " + message):
+            self.em.predict_proba(wide)
+        with self.assertRaisesRegex(ValueError, "features per item"):
+            self.em.predict_proba(torch.rand(20))  # one feature vector, not a batch
+        loader = DataLoader(TensorDataset(wide, self.Y))
+        self.assertBad(r"train_data \(its first item\) must have 2 features", loader)
+        self.assertBad(
+            r"valid_data \(its first item\)", (self.X, self.Y), valid_data=loader
+        )
+        # Inputs the first layer does not describe (token ids) are not checked.
+        em = EndModel([3, 2], input_module=nn.Embedding(5, 3), verbose=False)
+        self.assertEqual(em.predict_proba(torch.tensor([1, 2, 4])).shape, (3, 2))
+
+    def test_empty_training_data(self):
+        message = "train_data.* must have at least one item"
+        self.assertBad(message, (torch.zeros(0, 2), torch.zeros(0, dtype=torch.long)))
+        self.assertBad(message, TensorDataset(torch.zeros(0, 2), torch.zeros(0)))
+        self.assertBad(
+            message, DataLoader(TensorDataset(torch.zeros(0, 2), torch.zeros(0)))
+        )
+        # Predicting on no items is fine.
+        self.assertEqual(self.em.predict_proba(torch.zeros(0, 2)).shape, (0, 2))
+
+    def test_layer_out_dims_must_be_positive_ints(self):
+        for bad in ([4, 2.5, 2], "42", [4, True, 2], [], [4, 0, 2], [4, -2, 2], None):
+            with self.subTest(layer_out_dims=bad):
+                with self.assertRaisesRegex(ValueError, "^layer_out_dims must be"):
+                    EndModel(bad, verbose=False)
+        em = EndModel(np.array([2, 3, 2]), verbose=False)
+        self.assertEqual(em.config["layer_out_dims"], [2, 3, 2])
+
+    def test_seed_out_of_range(self):
+        with self.assertRaisesRegex(ValueError, "^seed must be an integer"):
+            EndModel([2, 2], seed=2**70, verbose=False)
+        self.assertBad("^seed must be an integer", (self.X, self.Y), seed=2**70)
+
     def assertBad(self, pattern, *args, **kwargs):
         with self.assertRaisesRegex(ValueError, pattern):
             self.em.train_model(*args, n_epochs=1, **kwargs)
@@ -412,6 +475,59 @@ class EndModelBadInputTestCase(unittest.TestCase):
     def test_bad_data_container(self):
         self.assertBad("train_data", "not data")
         self.assertBad("pair", (self.X, self.Y, self.Y))
+
+
+class EndModelFileTestCase(BundleChecks, unittest.TestCase):
+    """``EndModel.load`` on damaged, malicious and foreign files (the checks
+    of ``tests.test_classifier.BundleChecks``)."""
+
+    KIND = "end_model"
+    WRONG_KIND = {
+        "classifier": "holds a model of class FixedVoter, not EndModel",
+        "label_model": "holds a model of class LabelModel, not EndModel",
+        "mmtl": "holds a bare state dict, not a model file",
+        "checkpoint": "is a training checkpoint, not a model file",
+    }
+
+    def make_model(self):
+        return EndModel([2, 3, 2], seed=1, verbose=False)
+
+    def load(self, path):
+        return EndModel.load(path)
+
+    def damaged_contents(self, bundle):
+        reshaped = dict(bundle["state_dict"])
+        reshaped["network.2.weight"] = torch.zeros(5, 5)
+        renamed = dict(bundle["state_dict"])
+        renamed["network.9.weight"] = renamed.pop("network.2.weight")
+        return [
+            ("weight of another shape", dict(bundle, state_dict=reshaped)),
+            ("weight of another name", dict(bundle, state_dict=renamed)),
+            ("unknown weight", dict(bundle, state_dict={"w": torch.ones(1)})),
+            (
+                "impossible layer sizes",
+                dict(bundle, init_kwargs={"layer_out_dims": [2, -1]}),
+            ),
+        ]
+
+    def test_given_model_that_does_not_fit(self):
+        other = EndModel([2, 5, 2], verbose=False)
+        with self.assertRaises(ValueError) as ctx:
+            EndModel.load(self.good, model=other)
+        message = str(ctx.exception)
+        self.assertIn(repr(self.good), message)
+        self.assertIn("does not fit the given EndModel", message)
+
+    def test_subclass_files_load(self):
+        path = os.path.join(self.dir, "logreg.pth")
+        LogisticRegression(input_dim=2, output_dim=2, verbose=False).save(path)
+        self.assertIsInstance(EndModel.load(path), LogisticRegression)
+        with self.assertRaises(ValueError) as ctx:
+            LogisticRegression.load(self.good)
+        self.assertIn(
+            "holds a model of class EndModel, not LogisticRegression",
+            str(ctx.exception),
+        )
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@ import io
 import os
 import pickle
 import tempfile
+import traceback
 import types
 import unittest
 from unittest import mock
@@ -15,6 +16,7 @@ from metal.end_model import EndModel
 from metal.logging import Checkpointer, TaskMetricCheckpointer
 from metal.logging import checkpointer as checkpointer_module
 from metal.logging.checkpointer import load_checkpoint
+from tests.test_io import UNSAFE_ADVICE, damaged_copies, malicious_files
 
 
 def make_data():
@@ -457,6 +459,100 @@ class TaskMetricCheckpointerTestCase(unittest.TestCase):
         with self.assertRaises(TypeError):
             self.make(checkpoint_dir=None)
         self.assertFalse(os.path.exists(self.dir))
+
+
+class LoadCheckpointBadFileTestCase(unittest.TestCase):
+    """``load_checkpoint`` (and ``Checkpointer.restore``) on damaged,
+    malicious and foreign files, and on checkpoints with bad entries."""
+
+    def setUp(self):
+        tmp = tempfile.TemporaryDirectory()
+        self.addCleanup(tmp.cleanup)
+        self.dir = tmp.name
+        model = nn.Linear(2, 2)
+        self.bundle = {
+            "iteration": 3,
+            "model": model.state_dict(),
+            "optimizer": torch.optim.SGD(model.parameters(), lr=0.1).state_dict(),
+            "lr_scheduler": None,
+            "score": 0.5,
+            "training_state": {"epoch": 1},
+        }
+        self.good = self.write("good", self.bundle)
+
+    def write(self, name, contents):
+        path = os.path.join(self.dir, name + ".pth")
+        torch.save(contents, path)
+        return path
+
+    def assert_refused(self, path, *fragments):
+        for load in (load_checkpoint, Checkpointer({}, verbose=False).restore):
+            with self.assertRaises(ValueError) as ctx:
+                load(path)
+            message = str(ctx.exception)
+            self.assertIn(repr(path), message)
+            shown = "".join(traceback.format_exception(ctx.exception))
+            for advice in UNSAFE_ADVICE:
+                self.assertNotIn(advice, shown)
+            for fragment in fragments:
+                self.assertIn(fragment, message)
+
+    def test_good_checkpoint(self):
+        state = load_checkpoint(self.good)
+        self.assertEqual(state["iteration"], 3)
+        self.assertEqual(set(state["model"]), {"weight", "bias"})
+
+    def test_damaged_files(self):
+        for case, path in damaged_copies(self.good, self.dir):
+            with self.subTest(case):
+                self.assert_refused(path, "damaged or is not a checkpoint")
+
+    def test_malicious_files_are_refused_and_never_run(self):
+        marker = os.path.join(self.dir, "marker.txt")
+        for case, path in malicious_files(self.dir, marker):
+            with self.subTest(case):
+                self.assert_refused(path, "refused, not run")
+                self.assertFalse(os.path.exists(marker))
+
+    def test_folder_and_missing_path(self):
+        self.assert_refused(self.dir, "is a folder, not a checkpoint")
+        missing = os.path.join(self.dir, "missing.pth")
+        with self.assertRaises(FileNotFoundError) as ctx:
+            load_checkpoint(missing)
+        self.assertIn(repr(missing), str(ctx.exception))
+
+    def test_not_a_checkpoint(self):
+        model_file = os.path.join(self.dir, "model.pth")
+        EndModel([2, 2], verbose=False).save(model_file)
+        self.assert_refused(
+            model_file,
+            "is not a training checkpoint (it is a model file: load it with "
+            "EndModel.load)",
+        )
+        for name, contents in [
+            ("list", [1, 2]),
+            ("bare state dict", nn.Linear(2, 2).state_dict()),
+            ("no model", {k: v for k, v in self.bundle.items() if k != "model"}),
+        ]:
+            with self.subTest(name):
+                path = self.write(name.replace(" ", "_"), contents)
+                self.assert_refused(path, "is not a training checkpoint")
+
+    def test_entries_of_the_wrong_type(self):
+        for key, value, fragment in [
+            ("model", [1], "'model' entry is not a state dict"),
+            ("model", {"weight": 1.0}, "'model' entry is not a state dict"),
+            ("optimizer", "sgd", "'optimizer' entry is of type str, not dict or None"),
+            ("lr_scheduler", [1], "'lr_scheduler' entry is of type list"),
+            ("training_state", None, "'training_state' entry is of type NoneType"),
+        ]:
+            with self.subTest(key=key, value=value):
+                path = self.write("bad_" + key, dict(self.bundle, **{key: value}))
+                self.assert_refused(path, "is damaged", fragment)
+
+    def test_optional_entries_may_be_absent(self):
+        minimal = self.write("minimal", {"model": self.bundle["model"]})
+        self.assertEqual(set(load_checkpoint(minimal)), {"model"})
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from metal.mmtl import (
     Task,
 )
 from tests.mmtl.helpers import identity_linear, points_loader, two_op_task
+from tests.test_classifier import ModelFileChecks
 
 NUM_EXAMPLES = 10
 
@@ -241,6 +242,62 @@ class ForwardAndLossTest(unittest.TestCase):
         self.assertEqual(preds["v05_task"][:2].tolist(), [1, 2])
 
 
+class OpNameClashTest(unittest.TestCase):
+    """Outputs are cached by op name: one name must mean one computation."""
+
+    def test_one_op_name_for_two_modules_is_refused_at_build(self):
+        task1 = two_op_task("task1", first="encoder", second="head1")
+        task2 = Task(
+            "task2",
+            nn.ModuleDict({"encoder3": nn.Linear(2, 3), "head2": nn.Linear(3, 3)}),
+            [
+                Operation("encoder3", [("_input_", "data")], name="encoder"),
+                Operation("head2", ["encoder"]),
+            ],
+        )
+        message = r"op name 'encoder' is used in tasks 'task1' and 'task2'"
+        with self.assertRaisesRegex(ValueError, message):
+            MultitaskClassifier([task1, task2])
+        model = MultitaskClassifier([task1])
+        with self.assertRaisesRegex(ValueError, message):
+            model.add_task(task2)
+        self.assertEqual(list(model.tasks), ["task1"])
+
+    def test_one_op_name_for_two_modules_within_a_task(self):
+        with self.assertRaisesRegex(ValueError, "'step' is used twice"):
+            Task(
+                "task",
+                nn.ModuleDict({"a": identity_linear(), "b": identity_linear()}),
+                [
+                    Operation("a", [("_input_", "data")], name="step"),
+                    Operation("b", ["step"], name="step"),
+                ],
+            )
+
+    def test_shared_name_on_other_inputs_runs_per_dataset_not_together(self):
+        # One module applied to each task's own input field (the seed
+        # tutorial's pattern) works when each forward pass runs one task.
+        shared = identity_linear()
+        tasks = [
+            Task(
+                name,
+                nn.ModuleDict({"base": shared, f"head_{name}": identity_linear()}),
+                [
+                    Operation("base", [("_input_", field)]),
+                    Operation(f"head_{name}", ["base"]),
+                ],
+            )
+            for name, field in (("t1", "x1"), ("t2", "x2"))
+        ]
+        model = MultitaskClassifier(tasks)
+        X = {"x1": torch.ones(3, 2), "x2": 2 * torch.ones(3, 2)}
+        out1 = model.forward(X, ["t1"])
+        out2 = model.forward(X, ["t2"])
+        self.assertTrue(torch.equal(out2["head_t2"], 2 * out1["head_t1"]))
+        with self.assertRaisesRegex(ValueError, "'t1' and 't2' both run an op named"):
+            model.forward(X, ["t1", "t2"])
+
+
 class PredictAndScoreTest(unittest.TestCase):
     def setUp(self):
         self.model = MultitaskClassifier([two_op_task("task1")])
@@ -339,8 +396,88 @@ class PredictAndScoreTest(unittest.TestCase):
         with tempfile.TemporaryDirectory() as folder:
             path = os.path.join(folder, "model.pkl")
             torch.save(self.model, path)  # a whole-model pickle
-            with self.assertRaises(Exception):
+            with self.assertRaises(ValueError):
                 MultitaskClassifier([two_op_task("task1")]).load(path)
+
+
+class MultitaskClassifierFileTest(ModelFileChecks, unittest.TestCase):
+    """``MultitaskClassifier.load`` on damaged, malicious and foreign files
+    (the checks of ``tests.test_classifier.ModelFileChecks``), and on weights
+    that do not fit, which leave the model unchanged."""
+
+    KIND = "mmtl"
+    WRONG_KIND = {
+        "classifier": "does not fit the model 'MultitaskClassifier': it lacks",
+        "end_model": "does not fit the model 'MultitaskClassifier': it lacks",
+        "label_model": "does not fit the model 'MultitaskClassifier': it lacks",
+        "checkpoint": "does not fit the model 'MultitaskClassifier': it lacks",
+    }
+
+    def make_model(self):
+        return MultitaskClassifier([two_op_task("task1")])
+
+    def load(self, path):
+        model = self.make_model()
+        model.load(path)
+        return model
+
+    def write(self, name, contents):
+        path = os.path.join(self.dir, name + ".pth")
+        torch.save(contents, path)
+        return path
+
+    def weights(self):
+        return torch.load(self.good, weights_only=True)
+
+    def test_checkpoint_of_this_model_loads(self):
+        path = self.write("checkpoint", {"model": self.weights(), "iteration": 2})
+        self.load(path)
+
+    def test_state_dict_entries_of_the_wrong_type(self):
+        for name, contents in [
+            ("model list", {"model": [1, 2], "iteration": 2}),
+            ("model values", {"model": {"w": 1.0}}),
+            ("state_dict string", {"class": "x", "state_dict": "weights"}),
+            ("state_dict keys", {"state_dict": {0: torch.ones(2)}}),
+        ]:
+            with self.subTest(name):
+                path = self.write(name.replace(" ", "_"), contents)
+                self.assert_refused(path, "is damaged", "entry is not a state dict")
+
+    def test_no_state_dict(self):
+        for name, contents in [
+            ("list", [1, 2]),
+            ("tensor", torch.ones(2)),
+            ("mixed dict", {"w": torch.ones(2), "note": "hello"}),
+        ]:
+            with self.subTest(name):
+                path = self.write(name.replace(" ", "_"), contents)
+                self.assert_refused(path, "holds no model state dict")
+
+    def test_weights_that_do_not_fit_leave_the_model_unchanged(self):
+        weights = self.weights()
+        name = next(n for n in weights if n.endswith("linear2.module.weight"))
+        reshaped = dict(weights, **{name: torch.zeros(3, 3)})
+        missing = {k: v for k, v in weights.items() if k != name}
+        extra = dict(weights, **{"module_pool.other.weight": torch.ones(2)})
+        for case, contents, fragment in [
+            ("reshaped", reshaped, f"it has {name} (3, 3) instead of (2, 2)"),
+            ("missing", missing, f"it lacks {name}"),
+            ("extra", extra, "it has unknown weights module_pool.other.weight"),
+            ("empty", {}, "it lacks"),
+        ]:
+            with self.subTest(case):
+                path = self.write(case, contents)
+                model = self.make_model()
+                with torch.no_grad():
+                    for parameter in model.parameters():
+                        parameter.fill_(7.0)
+                with self.assertRaises(ValueError) as ctx:
+                    model.load(path)
+                self.assertIn(repr(path), str(ctx.exception))
+                self.assertIn(fragment, str(ctx.exception))
+                for parameter in model.parameters():
+                    self.assertTrue(torch.all(parameter == 7.0))
 
 
 if __name__ == "__main__":

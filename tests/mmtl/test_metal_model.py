@@ -215,6 +215,22 @@ class MetalModelTest(unittest.TestCase):
             with contextlib.redirect_stdout(out):
                 other.load_weights(path)  # key mismatch: loads what matches
             self.assertIn("do not match", out.getvalue())
+            wide = MetalModel(
+                [
+                    ClassificationTask(
+                        "task0",
+                        input_module=nn.Linear(2, 3),
+                        head_module=nn.Linear(3, 2),
+                    )
+                ],
+                verbose=False,
+                device=-1,
+            )
+            before = {k: v.clone() for k, v in wide.state_dict().items()}
+            with self.assertRaisesRegex(ValueError, "do not fit this model"):
+                wide.load_weights(path)
+            for key, value in wide.state_dict().items():
+                self.assertTrue(torch.equal(value, before[key]))  # untouched
             same = MetalModel(
                 [
                     ClassificationTask(

@@ -258,6 +258,10 @@ class TrainerTest(TempDirTestCase):
         self.assertFalse(hasattr(fresh, "optimizer"))
         with self.assertRaises(FileNotFoundError):
             Trainer().load(os.path.join(self.tmp.name, "missing.pth"), model=None)
+        other_file = os.path.join(self.tmp.name, "weights.pth")
+        torch.save({"model": self.model.state_dict()}, other_file)
+        with self.assertRaisesRegex(ValueError, "lacks its 'trainer_config' entry"):
+            Trainer().load(other_file, model=None)
 
     def test_seed_makes_fits_reproducible(self):
         weights = []

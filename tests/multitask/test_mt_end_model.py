@@ -353,6 +353,22 @@ class MTEndModelTestCase(unittest.TestCase):
                 with self.assertRaisesRegex(ValueError, message):
                     MTEndModel([2, 8, 4], **self.kwargs(**kwargs))
 
+    def test_bad_features(self):
+        em = MTEndModel(layer_out_dims=[2, 8, 4], K=[2, 2], **self.kwargs())
+        X, Y = self.train
+        X_nan = X.clone()
+        X_nan[3, 0] = float("nan")
+        with self.assertRaisesRegex(ValueError, r"^train_data X has NaN .*row 3"):
+            em.train_model((X_nan, Y), n_epochs=1)
+        with self.assertRaisesRegex(ValueError, "^train_data X must have 2 features"):
+            em.train_model((torch.rand(len(X), 3), Y), n_epochs=1)
+        with self.assertRaisesRegex(ValueError, "train_data X must have at least one"):
+            em.train_model((X[:0], [y[:0] for y in Y]), n_epochs=1)
+        with self.assertRaisesRegex(ValueError, r"^X has NaN .*row 3"):
+            em.predict_proba(X_nan)
+        with self.assertRaisesRegex(ValueError, r"^X must have 2 features"):
+            em.predict(torch.rand(4, 5))
+
     def test_training_data_errors_name_the_task(self):
         em = MTEndModel(layer_out_dims=[2, 8, 4], K=[2, 2], **self.kwargs())
         X, (Y0, Y1) = self.train

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from metal._checks import check_choice, check_positive_int
+from metal._io import safe_torch_load
 from metal.utils import set_seed
 
 LSTM_REDUCTIONS = ("mean", "max", "last", "attention")
@@ -157,9 +158,15 @@ def _read_matrix_file(path: str):
         raise ValueError(f"embeddings file {path!r} does not exist.")
     suffix = os.path.splitext(path)[1].lower()
     if suffix == ".npy":
-        return np.load(path, allow_pickle=False)
+        try:
+            return np.load(path, allow_pickle=False)
+        except (ValueError, OSError, EOFError) as exc:
+            raise ValueError(
+                f"embeddings file {path!r} is damaged or is not a NumPy array file "
+                f"({type(exc).__name__})."
+            ) from None
     if suffix in (".pt", ".pth"):
-        return torch.load(path, map_location="cpu", weights_only=True)
+        return safe_torch_load(path, "tensor file")
     try:
         return np.loadtxt(path, dtype=np.float32, ndmin=2)
     except ValueError as exc:

@@ -431,6 +431,18 @@ class EncoderTest(unittest.TestCase):
                 f.write("cat 1 2\n")
             with self.assertRaisesRegex(ValueError, "not a whitespace-separated"):
                 EmbeddingsEncoder(3, embeddings=bad, verbose=False)
+            for name in ("damaged.pt", "damaged.npy"):
+                damaged = os.path.join(tmp, name)
+                source = pt if name.endswith(".pt") else npy
+                with open(source, "rb") as f:
+                    data = f.read()
+                with open(damaged, "wb") as f:
+                    f.write(data[: len(data) // 2])
+                with self.subTest(file=name):
+                    with self.assertRaises(ValueError) as caught:
+                        EmbeddingsEncoder(3, embeddings=damaged, verbose=False)
+                    self.assertIn(damaged, str(caught.exception))
+                    self.assertNotIn("weights_only", str(caught.exception))
 
     def test_embeddings_encoder_bad_arguments(self):
         with self.assertRaisesRegex(ValueError, "vocab_size.*embeddings.*neither"):
