@@ -19,6 +19,7 @@ import torch
 import torch.nn as nn
 from torch.utils.data import DataLoader, TensorDataset
 
+from metal._dask import compute, is_dask_array, lazy_break_ties
 from metal._data import (
     hard_labels,
     is_pair,
@@ -160,7 +161,9 @@ class Classifier(nn.Module):
 
         Returns:
             ``Y_p`` (int64 ``[n]``), or ``(Y_p, Y_s)`` with ``Y_s`` ``[n, k]``
-            (multi-task models: lists of them, one per task).
+            (multi-task models: lists of them, one per task). When
+            ``predict_proba`` returns a lazy dask array (a dask ``X``), so
+            does ``predict``, with the same row chunks.
         """
         Y_p, Y_s = self._resolve(self.predict_proba(X, **kwargs), break_ties)
         return (Y_p, Y_s) if return_probs else Y_p
@@ -168,7 +171,11 @@ class Classifier(nn.Module):
     def _resolve(
         self, Y_s: Any, break_ties: Union[str, int]
     ) -> Tuple[np.ndarray, np.ndarray]:
-        """``(labels, probabilities)`` from ``predict_proba``'s output."""
+        """``(labels, probabilities)`` from ``predict_proba``'s output; lazy
+        labels of lazy (dask) probabilities (see
+        ``metal._dask.lazy_break_ties``)."""
+        if is_dask_array(Y_s):
+            return lazy_break_ties(Y_s, break_ties, self.label_convention), Y_s
         Y_s = self._to_numpy(Y_s)
         return self._break_ties(Y_s, break_ties).astype(np.int64), Y_s
 
@@ -244,6 +251,8 @@ class Classifier(nn.Module):
             Y_p, Y_s = self.predict(
                 X, break_ties=break_ties, return_probs=True, **kwargs
             )
+            if is_dask_array(Y_p):  # lazy predictions of a dask X: one pass
+                Y_p, Y_s = compute(Y_p, Y_s)
         else:
             loader = self._create_data_loader(data, shuffle=False)
             Y_ps, Ys, Y_ss = [], [], []
@@ -263,7 +272,9 @@ class Classifier(nn.Module):
 
     def _gold_labels(self, Y: Any) -> np.ndarray:
         """Gold labels as a 1-D array (probabilistic rows as their most likely
-        class)."""
+        class); a dask array is computed."""
+        if is_dask_array(Y):
+            (Y,) = compute(Y)
         return hard_labels(self._to_numpy(Y))
 
     @staticmethod
@@ -388,12 +399,15 @@ class Classifier(nn.Module):
                     f"{path!r} is damaged: its {model_cls.__name__} cannot be "
                     f"rebuilt from the recorded arguments ({_reason(exc)})."
                 ) from exc
+        before = _snapshot(model) if given else None
         try:
             model.config = bundle["config"]
             model._set_extra_state_dict(bundle["extra_state"])
             model._prepare_for_state_dict(bundle["state_dict"])
             model.load_state_dict(bundle["state_dict"])
         except _RESTORE_ERRORS + (RuntimeError,) as exc:
+            if before is not None:  # the given model is left as it was
+                _restore(model, before)
             problem = (
                 f"does not fit the given {type(model).__name__}"
                 if given
@@ -430,6 +444,22 @@ class Classifier(nn.Module):
         kwargs["seed"] = None
         kwargs["verbose"] = False
         return cls(**kwargs)
+
+
+def _snapshot(model: "Classifier") -> Tuple[Any, Dict[str, Any], Dict[str, Any]]:
+    """What ``load`` may change on a given model: its config, plain attributes
+    and tensors (copied)."""
+    state = {name: value.detach().clone() for name, value in model.state_dict().items()}
+    extra = copy.deepcopy(model._get_extra_state_dict())
+    return copy.deepcopy(model.config), extra, state
+
+
+def _restore(model: "Classifier", snapshot: Tuple[Any, Dict, Dict]) -> None:
+    config, extra, state = snapshot
+    model.config = config
+    model._set_extra_state_dict(extra)
+    model._prepare_for_state_dict(state)
+    model.load_state_dict(state)
 
 
 def _given_modules(**modules: Any) -> Dict[str, Any]:

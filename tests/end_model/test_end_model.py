@@ -1,3 +1,4 @@
+import copy
 import os
 import tempfile
 import unittest
@@ -517,6 +518,16 @@ class EndModelFileTestCase(BundleChecks, unittest.TestCase):
         message = str(ctx.exception)
         self.assertIn(repr(self.good), message)
         self.assertIn("does not fit the given EndModel", message)
+
+    def test_given_model_is_untouched_when_the_file_does_not_fit(self):
+        other = EndModel([2, 5, 2], verbose=False, seed=3, middle_dropout=0.25)
+        config = copy.deepcopy(other.config)
+        weights = {k: v.clone() for k, v in other.state_dict().items()}
+        with self.assertRaises(ValueError):
+            EndModel.load(self.good, model=other)
+        self.assertEqual(other.config, config)
+        for name, value in other.state_dict().items():
+            self.assertTrue(torch.equal(value, weights[name]), name)
 
     def test_subclass_files_load(self):
         path = os.path.join(self.dir, "logreg.pth")
