@@ -43,7 +43,11 @@ setup(
     ],
     extras_require={
         "contrib": ["matplotlib>=3.5", "nltk>=3.9"],
+        "dask": ["dask[array]>=2024.1", "distributed>=2024.1"],
         "dev": [
+            "dask[array]>=2024.1",
+            "distributed>=2024.1",
+            "zarr>=2.16",
             "pytest>=7",
             "pynose>=1.5",
             "black>=24",

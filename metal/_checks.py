@@ -772,11 +772,13 @@ def check_label_vector(
     k: Optional[int] = None,
     allow_abstain: bool = True,
     n: Optional[int] = None,
+    first_item: int = 0,
 ) -> np.ndarray:
     """Validate a 1-D vector of hard labels; return it as ``int64``.
 
     Labels must lie in ``1..k`` (or ``0..k`` when ``allow_abstain``); without
-    ``k`` only the lower bound is checked.
+    ``k`` only the lower bound is checked. ``first_item`` is the index of the
+    first label, for the message about a bad one (a block of a longer vector).
     """
     arr = check_int_vector(Y, name, n=n)
     if arr.size:
@@ -787,7 +789,7 @@ def check_label_vector(
             where = int(np.flatnonzero(bad)[0])
             raise ValueError(
                 f"{name} must have values in {lo}..{upper}; found the value "
-                f"{arr[where]} at item {where}."
+                f"{arr[where]} at item {first_item + where}."
             )
     return arr
 

@@ -26,6 +26,7 @@ from metal.utils import _length_or_none
 
 __all__ = [
     "TensorBatches",
+    "take_rows",
     "as_model_tensor",
     "first_dim_size",
     "hard_labels",
@@ -293,7 +294,7 @@ class TensorBatches:
                 index = slice(start, start + self.batch_size)
             else:
                 index = order[start : start + self.batch_size]
-            yield _take(self.data, index)
+            yield take_rows(self.data, index)
 
 
 def _leaves(data: Any) -> Iterator[Any]:
@@ -317,9 +318,11 @@ def _as_csr(data: Any) -> Any:
     return data
 
 
-def _take(data: Any, index: Any) -> Any:
+def take_rows(data: Any, index: Any) -> Any:
+    """Rows ``index`` (a tensor or array of positions) of ``data``: a tensor, a
+    scipy.sparse matrix (densified to float32) or a tuple/list of them."""
     if isinstance(data, (tuple, list)):
-        return type(data)(_take(item, index) for item in data)
+        return type(data)(take_rows(item, index) for item in data)
     if isinstance(data, torch.Tensor):
         return data[index]
     rows = data[index.numpy() if isinstance(index, torch.Tensor) else index]

@@ -9,6 +9,13 @@ with ``0`` meaning "no gold label".
 give identical results). It is canonicalised once to a CSR matrix without stored
 zeros and every statistic is a vectorised reduction over its non-zero entries,
 so the cost grows with the number of votes, not with ``n * m``.
+
+``L`` may also be a ``dask.array.Array`` (and ``Y`` a dask or in-memory
+vector): the per-source statistics are sums of counts over row blocks, so each
+block is canonicalised and counted on the active Dask scheduler and only the
+counts (``[m]`` vectors and the set of (source, label) pairs) are combined;
+the results are the same NumPy arrays and DataFrames, equal to those of the
+in-memory matrix.
 """
 
 from collections import Counter, defaultdict
@@ -20,6 +27,12 @@ import scipy.sparse as sparse
 import torch
 
 from metal._checks import check_int_vector, check_label_matrix, check_label_vector
+from metal._dask import (
+    dask_label_matrix,
+    dask_label_vector,
+    is_dask_array,
+    reduce_row_blocks,
+)
 
 # Accepted label-matrix inputs ([n, m]) and 1-D label inputs ([n]).
 LabelMatrixLike = Union[np.ndarray, sparse.spmatrix, sparse.sparray, torch.Tensor]
@@ -123,18 +136,27 @@ def _conflicted_data_points(L: LabelMatrixLike) -> np.ndarray:
 # ------------------------------------------------ whole-matrix fractions
 def label_coverage(L: LabelMatrixLike) -> float:
     """Fraction of items with at least one non-abstain vote. ``L``: ``[n, m]``."""
+    if is_dask_array(L):
+        counts = _dask_counts(L)
+        return counts.covered_items / counts.n
     L = _to_csr(L)
     return np.count_nonzero(_row_vote_counts(L)) / L.shape[0]
 
 
 def label_overlap(L: LabelMatrixLike) -> float:
     """Fraction of items with at least two non-abstain votes. ``L``: ``[n, m]``."""
+    if is_dask_array(L):
+        counts = _dask_counts(L)
+        return counts.overlapped_items / counts.n
     L = _to_csr(L)
     return np.count_nonzero(_row_vote_counts(L) > 1) / L.shape[0]
 
 
 def label_conflict(L: LabelMatrixLike) -> float:
     """Fraction of items whose non-abstain votes disagree. ``L``: ``[n, m]``."""
+    if is_dask_array(L):
+        counts = _dask_counts(L)
+        return counts.conflicted_items / counts.n
     L = _to_csr(L)
     return np.count_nonzero(_row_conflict_mask(L)) / L.shape[0]
 
@@ -166,12 +188,20 @@ def _unique_pairs(
 
 
 # ------------------------------------------------------ per-source stats
-def _polarities_from_csr(L: sparse.csr_matrix) -> List[Union[int, List[int]]]:
+def _source_label_pairs(L: sparse.csr_matrix) -> np.ndarray:
+    """The distinct ``(source, label)`` pairs of the votes: int64 ``[u, 2]`` in
+    lexicographic order."""
     if L.nnz:
-        pairs = _unique_pairs(L.indices, L.data)[0]
-    else:
-        pairs = np.zeros((0, 2), dtype=np.int64)
-    splits = np.searchsorted(pairs[:, 0], np.arange(1, L.shape[1]))
+        return _unique_pairs(L.indices, L.data)[0]
+    return np.zeros((0, 2), dtype=np.int64)
+
+
+def _polarities_from_csr(L: sparse.csr_matrix) -> List[Union[int, List[int]]]:
+    return _polarities_from_pairs(_source_label_pairs(L), L.shape[1])
+
+
+def _polarities_from_pairs(pairs: np.ndarray, m: int) -> List[Union[int, List[int]]]:
+    splits = np.searchsorted(pairs[:, 0], np.arange(1, m))
     values = [group.tolist() for group in np.split(pairs[:, 1], splits)]
     return [vals[0] if len(vals) == 1 else vals for vals in values]
 
@@ -183,6 +213,9 @@ def lf_polarities(L: LabelMatrixLike) -> List[Union[int, List[int]]]:
     the label itself (an int) when it emits exactly one, ``[]`` when it never
     votes.
     """
+    if is_dask_array(L):
+        counts = _dask_counts(L)
+        return _polarities_from_pairs(counts.pairs, counts.m)
     return _polarities_from_csr(_to_csr(L))
 
 
@@ -192,6 +225,8 @@ def _coverages_from_csr(L: sparse.csr_matrix) -> np.ndarray:
 
 def lf_coverages(L: LabelMatrixLike) -> np.ndarray:
     """``[m]`` float64: the fraction of items each source votes on."""
+    if is_dask_array(L):
+        return _dask_counts(L).coverages()
     return _coverages_from_csr(_to_csr(L))
 
 
@@ -209,6 +244,8 @@ def lf_overlaps(L: LabelMatrixLike, normalize_by_coverage: bool = False) -> np.n
     With ``normalize_by_coverage`` the count is divided by the source's number of
     votes instead (the fraction of its own votes that overlap); 0/0 gives 0.
     """
+    if is_dask_array(L):
+        return _dask_counts(L).overlaps(normalize_by_coverage)
     return _overlaps_from_csr(_to_csr(L), normalize_by_coverage)
 
 
@@ -229,6 +266,8 @@ def lf_conflicts(L: LabelMatrixLike, normalize_by_overlaps: bool = False) -> np.
     overlapping items instead (the fraction of its overlaps that conflict); 0/0
     gives 0.
     """
+    if is_dask_array(L):
+        return _dask_counts(L).conflicts(normalize_by_overlaps)
     return _conflicts_from_csr(_to_csr(L), normalize_by_overlaps)
 
 
@@ -247,8 +286,12 @@ def _empirical_accuracies_from_csr(
     L: sparse.csr_matrix, gold_of_vote: np.ndarray
 ) -> np.ndarray:
     agreeing = _votes_per_source(L, L.data == gold_of_vote)
-    votes = _votes_per_source(L)
-    accs = np.full(L.shape[1], np.nan)
+    return _accuracies(agreeing, _votes_per_source(L))
+
+
+def _accuracies(agreeing: np.ndarray, votes: np.ndarray) -> np.ndarray:
+    """``agreeing / votes`` per source, NaN where a source never votes."""
+    accs = np.full(len(votes), np.nan)
     np.divide(agreeing, votes, out=accs, where=votes > 0)
     return accs
 
@@ -262,6 +305,8 @@ def lf_empirical_accuracies(L: LabelMatrixLike, Y: Labels) -> np.ndarray:
 
     A source that never votes gets NaN (without a RuntimeWarning).
     """
+    if is_dask_array(L):
+        return _dask_counts(L, Y).accuracies()
     L = _to_csr(L)
     return _empirical_accuracies_from_csr(L, _gold_of_each_vote(L, Y))
 
@@ -305,24 +350,25 @@ def lf_summary(
         ``"Learned Acc."``. Correct/Incorrect count the source's votes that
         match / differ from a non-zero gold label.
     """
-    L = _to_csr(L)
-    m = L.shape[1]
+    if is_dask_array(L):
+        stats: Union[_VoteCounts, _CsrStatistics] = _dask_counts(L, Y)
+    else:
+        stats = _CsrStatistics(_to_csr(L), Y)
+    m = stats.m
     columns: Dict[str, object] = {}
     if lf_names is not None:
         index = _check_per_source(lf_names, m, "lf_names")
         columns["j"] = np.arange(m)
     else:
         index = list(range(m))
-    columns["Polarity"] = _object_array(_polarities_from_csr(L))
-    columns["Coverage"] = _coverages_from_csr(L)
-    columns["Overlaps"] = _overlaps_from_csr(L, normalize_by_coverage=False)
-    columns["Conflicts"] = _conflicts_from_csr(L, normalize_by_overlaps=False)
+    columns["Polarity"] = _object_array(stats.polarities())
+    columns["Coverage"] = stats.coverages()
+    columns["Overlaps"] = stats.overlaps(False)
+    columns["Conflicts"] = stats.conflicts(False)
     if Y is not None:
-        gold_of_vote = _gold_of_each_vote(L, Y)
-        correct, incorrect = _correct_incorrect_votes(L, gold_of_vote)
-        columns["Correct"] = correct
-        columns["Incorrect"] = incorrect
-        columns["Emp. Acc."] = _empirical_accuracies_from_csr(L, gold_of_vote)
+        columns["Correct"] = stats.correct
+        columns["Incorrect"] = stats.incorrect
+        columns["Emp. Acc."] = stats.accuracies()
     if est_accs is not None:
         columns["Learned Acc."] = np.asarray(
             _check_per_source(_flatten(est_accs), m, "est_accs"), dtype=np.float64
@@ -331,6 +377,134 @@ def lf_summary(
     # Int dtype when every source emits one label, object when lists appear.
     summary["Polarity"] = summary["Polarity"].infer_objects()
     return summary
+
+
+class _CsrStatistics:
+    """The per-source statistics of ``lf_summary`` read straight from a
+    canonical CSR ``L`` (and gold labels ``Y [n]``, optional)."""
+
+    def __init__(self, L: sparse.csr_matrix, Y: Optional[Labels] = None) -> None:
+        self.L, self.m = L, L.shape[1]
+        if Y is not None:
+            self.gold_of_vote = _gold_of_each_vote(L, Y)
+            counts = _correct_incorrect_votes(L, self.gold_of_vote)
+            self.correct, self.incorrect = counts
+
+    def polarities(self) -> List[Union[int, List[int]]]:
+        return _polarities_from_csr(self.L)
+
+    def coverages(self) -> np.ndarray:
+        return _coverages_from_csr(self.L)
+
+    def overlaps(self, normalize_by_coverage: bool) -> np.ndarray:
+        return _overlaps_from_csr(self.L, normalize_by_coverage)
+
+    def conflicts(self, normalize_by_overlaps: bool) -> np.ndarray:
+        return _conflicts_from_csr(self.L, normalize_by_overlaps)
+
+    def accuracies(self) -> np.ndarray:
+        return _empirical_accuracies_from_csr(self.L, self.gold_of_vote)
+
+
+class _VoteCounts:
+    """The counts every per-source statistic is a ratio of, summed over the
+    row blocks of a label matrix (see ``_dask_counts``).
+
+    ``n`` items; ``covered_items``/``overlapped_items``/``conflicted_items``:
+    items with >= 1 vote, >= 2 votes, disagreeing votes; per source (``[m]``
+    int64): ``votes``, ``overlap_votes`` (votes on overlapped items),
+    ``conflict_votes`` (on conflicted items) and, with gold labels,
+    ``correct``/``incorrect`` (votes equal to / different from a non-zero
+    gold label); ``pairs``: the distinct (source, label) pairs ``[u, 2]``.
+    """
+
+    _SUMMED = (
+        "n",
+        "covered_items",
+        "overlapped_items",
+        "conflicted_items",
+        "votes",
+        "overlap_votes",
+        "conflict_votes",
+        "correct",
+        "incorrect",
+    )
+
+    def __init__(self, L: sparse.csr_matrix, Y: Optional[np.ndarray]) -> None:
+        """The counts of one canonical CSR block (and its gold labels)."""
+        row_votes = _row_vote_counts(L)
+        conflicted = _row_conflict_mask(L)
+        self.m = L.shape[1]
+        self.n = L.shape[0]
+        self.covered_items = int(np.count_nonzero(row_votes))
+        self.overlapped_items = int(np.count_nonzero(row_votes > 1))
+        self.conflicted_items = int(np.count_nonzero(conflicted))
+        self.votes = _votes_per_source(L)
+        self.overlap_votes = _votes_in_rows(L, row_votes > 1)
+        self.conflict_votes = _votes_in_rows(L, conflicted)
+        self.pairs = _source_label_pairs(L)
+        self.correct = self.incorrect = None
+        if Y is not None:
+            gold_of_vote = Y[_row_of_each_vote(L)]
+            self.correct, self.incorrect = _correct_incorrect_votes(L, gold_of_vote)
+
+    def merge(self, other: "_VoteCounts") -> "_VoteCounts":
+        """Add ``other``'s counts to these (and unite the pairs); returns self."""
+        for name in self._SUMMED:
+            value = getattr(self, name)
+            if value is not None:
+                setattr(self, name, value + getattr(other, name))
+        if len(other.pairs):
+            pairs = np.concatenate([self.pairs, other.pairs])
+            self.pairs = np.unique(pairs, axis=0)
+        return self
+
+    def polarities(self) -> List[Union[int, List[int]]]:
+        return _polarities_from_pairs(self.pairs, self.m)
+
+    def coverages(self) -> np.ndarray:
+        return self.votes / self.n
+
+    def overlaps(self, normalize_by_coverage: bool) -> np.ndarray:
+        if normalize_by_coverage:
+            return _fraction(self.overlap_votes, self.votes)
+        return self.overlap_votes / self.n
+
+    def conflicts(self, normalize_by_overlaps: bool) -> np.ndarray:
+        if normalize_by_overlaps:
+            return _fraction(self.conflict_votes, self.overlap_votes)
+        return self.conflict_votes / self.n
+
+    def accuracies(self) -> np.ndarray:
+        # votes are never 0, so a vote agreeing with gold is a correct one
+        return _accuracies(self.correct, self.votes)
+
+
+def _block_counts(
+    block: np.ndarray, Y: Optional[np.ndarray] = None, start: int = 0
+) -> _VoteCounts:
+    """The ``_VoteCounts`` of one row block of a dask L (validated here)."""
+    L = check_label_matrix(block, name="L", allow_empty=True)
+    L = L if sparse.issparse(L) else sparse.csr_matrix(L)
+    if Y is not None:
+        Y = check_label_vector(Y, name="Y", first_item=start)
+    return _VoteCounts(L, Y)
+
+
+def _merge_counts(parts: List[_VoteCounts]) -> _VoteCounts:
+    total = parts[0]
+    for part in parts[1:]:
+        total = total.merge(part)
+    return total
+
+
+def _dask_counts(L: Any, Y: Optional[Labels] = None) -> _VoteCounts:
+    """The ``_VoteCounts`` of the dask label matrix ``L [n, m]`` (and gold
+    labels ``Y [n]``, dask or in memory), counted block by block on the active
+    Dask scheduler; L is never gathered."""
+    L = dask_label_matrix(L, name="L")
+    aligned = [] if Y is None else [dask_label_vector(Y, "Y", L)]
+    return reduce_row_blocks(L, _block_counts, aligned=aligned, combine=_merge_counts)
 
 
 def _object_array(values: list) -> np.ndarray:

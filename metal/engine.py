@@ -23,6 +23,14 @@ The engine owns the loop and its state (``LoopState``): the optimizer, the
 learning-rate schedule (warmup, a floor), gradient clipping, the NaN check,
 running losses, when to log and to validate, the progress bar and the state a
 checkpoint needs to resume exactly. It returns a ``TrainingResult``.
+
+Given a ``metal.distributed.DataParallel`` (``parallel``; the front doors make
+one when a process group of several processes exists, and shard their
+training data with it), the same loop trains data-parallel: the step runs
+through DistributedDataParallel (gradients averaged over the ranks), shards
+are reshuffled every epoch, progress counts the examples of all ranks, logged
+losses are averaged over the ranks, rank 0 computes the train and validation
+metrics for all, and at the end every rank takes rank 0's weights.
 """
 
 import math
@@ -49,6 +57,7 @@ from metal._checks import check_choice, check_int, is_number
 from metal._data import first_dim_size
 from metal._io import plain_number
 from metal.callbacks import Callback, Progress, check_log_unit, valid_every_logs
+from metal.distributed import DataParallel
 from metal.utils import _length_or_none, _resolve_device, move_to_device
 
 OPTIMIZERS = ("sgd", "adam", "adamax", "rmsprop", "sparseadam")
@@ -508,6 +517,9 @@ class Engine:
             first dimension of the first tensor found in it).
         extra_state: plain data stored in every checkpoint (e.g. the front
             door's config), under ``bundle["training_state"]["extra"]``.
+        parallel: a ``metal.distributed.DataParallel`` to train data-parallel
+            (the batches must be this rank's shard, see
+            ``DataParallel.shard``), or None for a single process.
 
     During and after ``fit``: ``state`` (a ``LoopState``), ``progress``,
     ``optimizer``, ``lr_schedule`` (and ``lr_scheduler``, the torch scheduler
@@ -523,6 +535,7 @@ class Engine:
         train_metrics: Optional[Callable[[nn.Module], Dict[str, Any]]] = None,
         batch_size_fn: Optional[Callable[[Any], int]] = None,
         extra_state: Optional[Dict[str, Any]] = None,
+        parallel: Optional[DataParallel] = None,
     ) -> None:
         self.model = model
         self.config = config
@@ -531,7 +544,16 @@ class Engine:
         self.train_metrics = train_metrics
         self.batch_size_fn = batch_size_fn or first_dim_size
         self.extra_state = extra_state
+        self.parallel = parallel
         self.device = _resolve_device(config.device)
+        # Progress counts the examples of all ranks; logs timed by the clock
+        # happen when rank 0's clock says (clocks differ between ranks).
+        self._world_size = 1
+        self._agree_on_clock = False
+        if parallel is not None:
+            self.device = parallel.device(config.device)
+            self._world_size = parallel.world_size
+            self._agree_on_clock = config.log_unit == "seconds"
         self.optimizer: Optional[torch.optim.Optimizer] = None
         self.lr_schedule: Optional[LRSchedule] = None
         self.state = LoopState(Progress(config.log_unit))
@@ -570,6 +592,8 @@ class Engine:
         progress.batches_per_epoch = batches_per_epoch
         progress.epoch_size = examples_per_epoch
         self.model.to(self.device)
+        if self.parallel is not None:
+            step = self.parallel.start(self.model, step, self.device)
         self._build_optimization(batches_per_epoch)
         for callback in self.callbacks:
             callback.on_fit_start(self)
@@ -591,6 +615,8 @@ class Engine:
         )
         for callback in self.callbacks:
             callback.on_fit_end(self, result)
+        if self.parallel is not None:
+            self.parallel.finish(self.model, result)
         return result
 
     def _build_optimization(self, batches_per_epoch: Optional[int]) -> None:
@@ -630,6 +656,8 @@ class Engine:
             set_rng_state(state.epoch_start_rng)
         else:
             state.epoch_start_rng = capture_rng_state(self.device)
+        if self.parallel is not None:
+            self.parallel.set_epoch(epoch)
         iterable = batches(epoch) if _is_epoch_factory(batches) else batches
         iterator = iter(iterable)
         for _ in range(skip):
@@ -674,7 +702,7 @@ class Engine:
         progress = self.progress
         progress.end_epoch()
         metrics = None
-        if progress.unit_count >= self.config.log_every:
+        if self._log_due():
             metrics = self._log_metrics(validate=None)
         self._batch_end(metrics, is_last=True)
 
@@ -697,7 +725,12 @@ class Engine:
         else:
             loss, parts = _total_loss(out, batch_size)
         value = None
-        if loss is not None:
+        if loss is None and self.parallel is not None:
+            # Every rank joins every gradient all-reduce, steps and counts the
+            # batch alike (so that all ranks agree when to log).
+            self.parallel.zero_loss(self.model).backward()
+            self._optimizer_step()
+        elif loss is not None:
             value = loss.item()
             if value != value:  # NaN
                 raise FloatingPointError(
@@ -714,14 +747,28 @@ class Engine:
             batch_size = 0
         state.batches_done += 1
         progress = state.progress
-        progress.increment(batch_size, is_last)
+        progress.increment(batch_size * self._world_size, is_last)
         metrics = None
-        if progress.unit_count >= self.config.log_every:
+        due = progress.unit_count >= self.config.log_every
+        if self._agree_on_clock:
+            due = self.parallel.agree(due)
+        if due:
             metrics = self._log_metrics(validate=None)
         if self._per_batch_schedule:
             self.lr_schedule.on_batch_end(state.epoch)
         self._batch_end(metrics, is_last)
         return value
+
+    def _optimizer_step(self) -> None:
+        if self.config.grad_clip:
+            nn.utils.clip_grad_norm_(self._clip_params, self.config.grad_clip)
+        self.optimizer.step()
+
+    def _log_due(self) -> bool:
+        due = self.state.progress.unit_count >= self.config.log_every
+        if self._agree_on_clock:
+            due = self.parallel.agree(due)
+        return due
 
     def _batch_end(self, metrics: Optional[Dict[str, Any]], is_last: bool) -> None:
         for callback in self.callbacks:
@@ -730,7 +777,10 @@ class Engine:
     def _log_metrics(self, validate: Optional[bool]) -> Dict[str, Any]:
         """Collect the metrics of one log event and hand them to the callbacks."""
         state = self.state
-        metrics = state.running.means(self.config.loss_metric)
+        running = state.running
+        if self.parallel is not None:
+            running = _merged_running(self.parallel.gather(running.state_dict()))
+        metrics = running.means(self.config.loss_metric)
         state.running.reset()
         if self.config.lr_metric:
             metrics[self.config.lr_metric] = self.optimizer.param_groups[0]["lr"]
@@ -741,13 +791,7 @@ class Engine:
             validate = bool(every) and progress.log_count % every == 0
         validate = validate and self.evaluate is not None
         if self.train_metrics is not None or validate:
-            self.model.eval()
-            with torch.no_grad():
-                if self.train_metrics is not None:
-                    metrics.update(self.train_metrics(self.model))
-                if validate:
-                    metrics.update(self.evaluate(self.model))
-            self.model.train()
+            metrics.update(self._computed_metrics(validate))
         state.last_log_validated = validate
         state.validated = state.validated or validate
         for callback in self.callbacks:
@@ -757,6 +801,23 @@ class Engine:
         state.last_metrics = metrics
         self.lr_schedule.observe(metrics)
         return metrics
+
+    def _computed_metrics(self, validate: bool) -> Dict[str, Any]:
+        """Train metrics and (when ``validate``) validation metrics; in a
+        data-parallel run rank 0 computes them and every rank gets its values,
+        so all ranks take the same checkpoint and schedule decisions."""
+        computed: Dict[str, Any] = {}
+        if self.parallel is None or self.parallel.is_main:
+            self.model.eval()
+            with torch.no_grad():
+                if self.train_metrics is not None:
+                    computed.update(self.train_metrics(self.model))
+                if validate:
+                    computed.update(self.evaluate(self.model))
+            self.model.train()
+        if self.parallel is not None:
+            computed = self.parallel.from_main(computed)
+        return computed
 
     def _final_evaluation(self) -> None:
         if self.state.last_log_validated:
@@ -825,6 +886,19 @@ def _total_loss(out, batch_size: int):
         for name, loss in loss_dict.items()
     }
     return total, parts
+
+
+def _merged_running(states: Sequence[Dict[str, Any]]) -> RunningLoss:
+    """One ``RunningLoss`` summing the states of several ranks."""
+    merged = RunningLoss()
+    for state in states:
+        merged.total += state["total"]
+        merged.examples += state["examples"]
+        for name, (total, count) in state["parts"].items():
+            acc = merged.parts.setdefault(name, [0.0, 0])
+            acc[0] += total
+            acc[1] += count
+    return merged
 
 
 def _flag_last(iterator: Iterator, length: Optional[int] = None, start: int = 0):

@@ -18,7 +18,7 @@ Probabilities are always ``[n, k]`` with column ``c`` for the class
 
 import hashlib
 from dataclasses import dataclass
-from typing import Union
+from typing import Optional, Union
 
 import numpy as np
 
@@ -31,6 +31,7 @@ __all__ = [
     "TIE_TOLERANCE",
     "ZERO_BASED",
     "break_ties",
+    "check_tie_policy",
 ]
 
 # Probabilities within this distance of a row's maximum count as tied.
@@ -81,7 +82,9 @@ ONE_BASED = LabelConvention("classes 1..k, 0 = abstain", 1, False, False)
 ZERO_BASED = LabelConvention("classes 0..k-1, -1 = abstain", 0, True, True)
 
 
-def _check_policy(policy) -> None:
+def check_tie_policy(policy: Union[str, int]) -> None:
+    """Refuse a tie policy that is neither one of ``TIE_POLICIES`` nor an int
+    label (ValueError naming ``break_ties``)."""
     if policy in TIE_POLICIES:
         return
     if is_int(policy):
@@ -102,6 +105,8 @@ def break_ties(
     policy: Union[str, int] = "random",
     convention: LabelConvention = ONE_BASED,
     tol: float = TIE_TOLERANCE,
+    rng: Optional[np.random.RandomState] = None,
+    first_row: int = 0,
 ) -> np.ndarray:
     """Resolve each row of ``probs [n, k]`` to a label of ``convention``.
 
@@ -112,6 +117,10 @@ def break_ties(
     ``np.argmax`` of the row (whatever ``tol``), ``"abstain"`` gives
     ``convention.no_label`` and an int gives that label.
 
+    ``rng`` replaces NumPy's global RNG for ``"random"``, and ``first_row`` is
+    the row index of ``probs``' first row for ``"hash"`` (both for a block of
+    a longer array, see ``metal._dask.lazy_break_ties``).
+
     Returns:
         int64 labels ``[n]`` in ``first_class..first_class + k - 1`` (or the
         abstain / given label for ties).
@@ -119,7 +128,7 @@ def break_ties(
     Raises:
         ValueError: for an unknown policy or ``probs`` that is not 2-D.
     """
-    _check_policy(policy)
+    check_tie_policy(policy)
     probs = check_float_array(
         probs, "probs", expected="a 2-D array of probabilities [n, k]", finite=False
     )
@@ -141,14 +150,16 @@ def break_ties(
         return labels
     if policy == "random":
         # Pick the j-th tied column of each row, j uniform in the tie set.
-        picks = (np.random.random(tied.size) * n_ties[tied]).astype(np.int64)
+        picks = ((rng or np.random).random(tied.size) * n_ties[tied]).astype(np.int64)
         ranks = np.cumsum(ties[tied], axis=1) - 1
         chosen = np.argmax(ties[tied] & (ranks == picks[:, None]), axis=1)
         labels[tied] = chosen + first
     elif policy == "hash":
         for i in tied:
             candidates = np.flatnonzero(ties[i])
-            labels[i] = candidates[_row_hash(int(i)) % len(candidates)] + first
+            labels[i] = (
+                candidates[_row_hash(int(i) + first_row) % len(candidates)] + first
+            )
     elif policy == "abstain":
         labels[tied] = convention.no_label
     else:

@@ -21,7 +21,7 @@ import glob
 import inspect
 import os
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import torch
@@ -30,6 +30,7 @@ import torch.nn as nn
 from metal._checks import check_choice
 from metal._io import atomic_torch_save
 from metal.callbacks import Callback
+from metal.distributed import DataParallel
 from metal.engine import (
     LR_SCHEDULERS,
     OPTIMIZERS,
@@ -438,9 +439,25 @@ class Run:
         spec: the ``RunSpec``.
         logger: the front door's logger (it prints the metric lines).
         writer: a writer to use instead of the one ``spec.writer`` names.
+        parallel: the run's ``metal.distributed.DataParallel`` (from
+            ``metal.distributed.data_parallel()``), or None for a
+            single-process run. In a data-parallel run only rank 0 has a
+            writer and a checkpointer and prints; the other ranks train
+            quietly, and take rank 0's weights at the end.
     """
 
-    def __init__(self, spec: RunSpec, logger: Any, writer: Optional[Any] = None):
+    def __init__(
+        self,
+        spec: RunSpec,
+        logger: Any,
+        writer: Optional[Any] = None,
+        parallel: Optional[DataParallel] = None,
+    ):
+        self.parallel = parallel
+        if parallel is not None and not parallel.is_main:
+            spec, writer = _quiet(spec), None
+            if hasattr(logger, "verbose"):
+                logger.verbose = False
         self.spec = spec
         self.logger = logger
         self.writer = writer if writer is not None else build_writer(spec.writer)
@@ -487,6 +504,7 @@ class Run:
             train_metrics=train_metrics,
             batch_size_fn=batch_size_fn,
             extra_state=extra_state,
+            parallel=self.parallel,
         )
         return self.engine.fit(
             batches,
@@ -536,6 +554,16 @@ class Run:
                 _remove_checkpoint_files(ckpt)
             else:
                 ckpt.clean_up()
+
+
+def _quiet(spec: RunSpec) -> RunSpec:
+    """``spec`` for a rank other than 0: no run log, no checkpoints, no
+    printing (rank 0 does all three)."""
+    return RunSpec(
+        replace(spec.engine, verbose=False, progress_bar=False),
+        WriterSpec(step=spec.writer.step),
+        CheckpointSpec(),
+    )
 
 
 def finish_writer(writer: Any, config: Any, metrics: Optional[Dict[str, Any]]):

@@ -25,6 +25,7 @@ from metal._data import (
     unpack_pair,
 )
 from metal._io import is_plain, to_plain
+from metal.distributed import data_parallel, is_main_process
 from metal.engine import TrainingResult
 from metal.logging import Checkpointer, Logger
 from metal.logging.checkpointer import load_checkpoint
@@ -50,7 +51,18 @@ class TrainingMixin:
 
     After training: ``logger``, ``writer``, ``checkpointer`` (or None),
     ``optimizer`` and ``lr_scheduler``.
+
+    When a ``torch.distributed`` process group of several processes exists,
+    ``train_model`` trains data-parallel (see ``metal.distributed``): each
+    rank trains on its shard of ``train_data`` (``batch_size`` is per rank),
+    gradients are averaged, rank 0 alone prints, writes the run log and
+    checkpoints, and every rank ends with rank 0's (best) weights. On other
+    ranks ``writer`` and ``checkpointer`` are None.
     """
+
+    # Set True in a subclass whose loss may leave some trainable parameters
+    # without a gradient (DistributedDataParallel must then look for them).
+    ddp_find_unused_parameters: bool = False
 
     # ---------------------------------------------------------------- verbs
     def train_model(self, *args: Any, **kwargs: Any) -> None:
@@ -213,18 +225,27 @@ class TrainingMixin:
         """
         tc = self.config["train_config"]
         _check_metric_names(tc)
-        verbose = bool(self.config.get("verbose"))
+        verbose = bool(self.config.get("verbose")) and is_main_process()
+        parallel = data_parallel(self.ddp_find_unused_parameters)
         device = self._device()
+        if parallel is not None:
+            device = parallel.device(device)
+            if device != self._device():
+                # One CUDA device per rank: the model predicts there, too.
+                self.config["device"] = str(device)
         if verbose and device.type == "cuda":
             print(f"Using GPU {device}...")
         self.to(device)
         train_batches = self._train_batches(train_data)
+        # Examples per epoch, of all ranks together.
+        examples = n_examples(train_batches)
+        if parallel is not None:
+            train_batches = parallel.shard(train_batches)
         valid_eval = self._as_eval_data(valid_data)
         spec = from_train_config(
             tc, verbose, device, self.implements_l2, valid_eval is not None
         )
         n_batches = _length_or_none(train_batches)
-        examples = n_examples(train_batches)
         self.logger = Logger(
             tc.get("logger_config") or {},
             log_writer,
@@ -232,7 +253,7 @@ class TrainingMixin:
             verbose=verbose,
             batches_per_epoch=n_batches,
         )
-        run = Run(spec, self.logger, writer=log_writer)
+        run = Run(spec, self.logger, writer=log_writer, parallel=parallel)
         self.writer, self.checkpointer = run.writer, run.checkpointer
         self.logger.writer = self.writer
         result = run.fit(

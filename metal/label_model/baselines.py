@@ -2,9 +2,11 @@
 
 They share the LabelModel interface (``train_model``, ``predict_proba``,
 ``predict``, ``score``) but ignore the sources' accuracies and dependencies.
+Given a ``dask.array.Array`` L, ``predict_proba`` returns a lazy float64 dask
+array ``[n, k]`` with L's row chunks (see ``metal._dask``).
 """
 
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -16,6 +18,7 @@ from metal._checks import (
     check_label_matrix,
     iter_dense_chunks,
 )
+from metal._dask import dask_label_matrix, is_dask_array, map_row_blocks
 from metal.label_model.label_model import LabelModel
 
 
@@ -27,7 +30,14 @@ class RandomVoter(LabelModel):
         self.is_trained = True
 
     def predict_proba(self, L: LabelMatrixLike) -> np.ndarray:
-        """Random rows of ``[n, k]`` probabilities (only ``L``'s length is used)."""
+        """Random rows of ``[n, k]`` probabilities (only ``L``'s length is used).
+
+        For a dask L: a lazy array whose blocks draw from ``RandomState((seed,
+        first row))``, with one seed drawn from NumPy's global RNG here (the
+        same values every time it is computed)."""
+        if is_dask_array(L):
+            seed = int(np.random.randint(2**31))
+            return _lazy_rows(L, self.k, _random_rows, self.k, seed)
         n = _n_rows(L)
         Y_p = np.random.rand(n, self.k)
         return Y_p / Y_p.sum(axis=1, keepdims=True)
@@ -55,8 +65,10 @@ class MajorityClassVoter(RandomVoter):
                 "MajorityClassVoter needs a class balance; call "
                 "train_model(balance) first."
             )
-        n = _n_rows(L)
         top = (self.balance == self.balance.max()).astype(np.float64)
+        if is_dask_array(L):
+            return _lazy_rows(L, self.k, _repeated_row, top / top.sum())
+        n = _n_rows(L)
         return np.tile(top / top.sum(), (n, 1))
 
     def _get_extra_state_dict(self) -> dict:
@@ -81,17 +93,45 @@ class MajorityLabelVoter(RandomVoter):
 
     def predict_proba(self, L: LabelMatrixLike) -> np.ndarray:
         """``[n, k]`` float64 vote shares of the top classes (see class doc)."""
-        L = check_label_matrix(L, name="L", k=self.k)
-        out = []
-        for chunk in iter_dense_chunks(L):
-            Lc = torch.from_numpy(chunk)
-            counts = torch.stack(
-                [(Lc == y).sum(dim=1) for y in range(1, self.k + 1)], 1
-            )
-            top = counts == counts.max(dim=1, keepdim=True).values
-            top = top.double()
-            out.append(top / top.sum(dim=1, keepdim=True))
-        return torch.cat(out).numpy()
+        if is_dask_array(L):
+            return _lazy_rows(L, self.k, _dask_majority_shares, self.k)
+        return _majority_shares(check_label_matrix(L, name="L", k=self.k), self.k)
+
+
+def _majority_shares(L: Any, k: int) -> np.ndarray:
+    """``[n, k]`` float64: per item, 1/t on each of its t most voted classes
+    (all k when every source abstains). ``L``: a validated label matrix."""
+    out = []
+    for chunk in iter_dense_chunks(L):
+        Lc = torch.from_numpy(chunk)
+        counts = torch.stack([(Lc == y).sum(dim=1) for y in range(1, k + 1)], 1)
+        top = counts == counts.max(dim=1, keepdim=True).values
+        top = top.double()
+        out.append(top / top.sum(dim=1, keepdim=True))
+    return torch.cat(out).numpy() if out else np.zeros((0, k))
+
+
+def _dask_majority_shares(block: np.ndarray, k: int, start: int = 0) -> np.ndarray:
+    """``_majority_shares`` of one row block of a dask L, validated first."""
+    block = check_label_matrix(block, name="L", k=k, allow_empty=True)
+    return _majority_shares(block, k)
+
+
+def _random_rows(L: np.ndarray, k: int, seed: int, start: int = 0) -> np.ndarray:
+    rng = np.random.RandomState([seed, start % 2**32, start // 2**32])
+    Y_p = rng.rand(L.shape[0], k)
+    return Y_p / Y_p.sum(axis=1, keepdims=True)
+
+
+def _repeated_row(L: np.ndarray, row: np.ndarray, start: int = 0) -> np.ndarray:
+    return np.tile(row, (L.shape[0], 1))
+
+
+def _lazy_rows(L: Any, k: int, block_fn: Callable[..., np.ndarray], *args: Any) -> Any:
+    """The lazy float64 ``[n, k]`` dask array of ``block_fn(block, *args,
+    start=first_row)`` over the row blocks of the dask label matrix ``L``."""
+    L = dask_label_matrix(L, name="L")
+    return map_row_blocks(L, block_fn, *args, dtype=np.float64, width=k)
 
 
 def _n_rows(L: Any) -> int:

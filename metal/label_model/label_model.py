@@ -26,6 +26,12 @@ Only statistics of ``L`` are used: ``O`` is accumulated in one chunked pass over
 with full-batch ``torch.optim`` steps on analytic NumPy gradients (milliseconds
 for typical m, k). Each statistic (``O``, ``O_inv``, ``mu_init``, ``Q``, ``P``) is
 stored once, as a registered float64 buffer; the NumPy code reads views of it.
+
+A ``dask.array.Array`` L is never gathered: the same per-chunk code runs on
+each of its row blocks on the active Dask scheduler (``metal._dask``), the
+block results (counts ``[d, d]``, observed patterns, weighted counts) are
+tree-reduced, and ``predict_proba``/``predict`` of it return lazy dask arrays
+computed from the model's small weights (``_Posterior``).
 """
 
 import contextlib
@@ -52,6 +58,13 @@ from metal._checks import (
     check_label_vector,
     check_pairs,
     iter_dense_chunks,
+)
+from metal._dask import (
+    dask_label_matrix,
+    is_dask_array,
+    label_counts,
+    map_row_blocks,
+    reduce_row_blocks,
 )
 from metal.classifier import Classifier
 from metal.engine import build_optimizer
@@ -282,6 +295,16 @@ class _PatternIndex:
     def device(self) -> torch.device:
         return self.keys.device
 
+    def to(self, device: torch.device) -> "_PatternIndex":
+        """This index with its tensors on ``device`` (self when already there)."""
+        if self.keys.device == torch.device(device):
+            return self
+        moved = _PatternIndex.__new__(_PatternIndex)
+        moved.k = self.k
+        moved._levels = [level.to(device) for level in self._levels]
+        moved.keys = self.keys.to(device)
+        return moved
+
     def _fold(self, votes: torch.Tensor, build: bool = False) -> torch.Tensor:
         key = torch.zeros(votes.shape[0], dtype=torch.long, device=votes.device)
         radix, level = 1, 0
@@ -326,6 +349,267 @@ def _pattern_dtype(k: int) -> torch.dtype:
     return torch.int16 if k < 2**15 else torch.int32 if k < 2**31 else torch.int64
 
 
+# ====================================================== per-chunk statistics
+# The work of one chunk of L, shared by the in-memory passes (worker threads,
+# see _share_chunks) and the dask passes (one row block per task, see
+# metal._dask): functions of the chunk and of small picklable values, never
+# of the model.
+def _one_hot(
+    Lc: torch.Tensor,
+    k: int,
+    source_major: bool = False,
+    buffer: Optional[torch.Tensor] = None,
+) -> torch.Tensor:
+    """One-hot float32 ``[c, m*k]`` of a dense chunk ``Lc [c, m]`` (votes 0..k).
+
+    Value-major column order (``v*m + i``) is the fast layout used internally;
+    ``source_major`` gives the public ``i*k + v`` order. A ``buffer`` of at
+    least ``c`` rows is reused when given (keeping the chunk in cache is what
+    makes the pass fast).
+    """
+    c, m = Lc.shape
+    if buffer is None:
+        X = torch.empty(c, k * m, dtype=torch.float32, device=Lc.device)
+    else:
+        X = buffer[:c]
+    for v in range(k):
+        X[:, v * m : (v + 1) * m] = Lc == v + 1
+    if source_major:
+        X = X.view(c, k, m).transpose(1, 2).reshape(c, m * k)
+    return X
+
+
+def _block_votes(
+    Lc: torch.Tensor, members: Sequence[int]
+) -> Tuple[torch.Tensor, torch.Tensor]:
+    """``(rows, votes)``: the rows of the chunk ``Lc`` where every one of
+    ``members`` voted, and their votes ``[rows, len(members)]`` (int64)."""
+    votes = Lc[:, list(members)].long()
+    rows = torch.nonzero((votes > 0).all(dim=1)).squeeze(1)
+    return rows, votes[rows]
+
+
+def _unary_overlaps(
+    chunks: Iterator[np.ndarray], k: int, m: int, device: torch.device
+) -> Tuple[torch.Tensor, int]:
+    """``(counts, rows)``: the value-major ``X^T X`` (float64 ``[m*k, m*k]``)
+    of the one-hot ``X`` of the dense ``chunks`` (each < 2**24 rows, so each
+    chunk's float32 product is exact), and their number of rows."""
+    d = m * k
+    counts = torch.zeros(d, d, dtype=torch.float64, device=device)
+    buffer = torch.empty(_CHUNK_ROWS, d, dtype=torch.float32, device=device)
+    n = 0
+    for chunk in chunks:
+        X = _one_hot(torch.from_numpy(chunk).to(device), k, buffer=buffer)
+        counts += (X.T @ X).double()
+        n += X.shape[0]
+    return counts, n
+
+
+def _add_chunk_patterns(
+    Lc: torch.Tensor,
+    members: Sequence[Sequence[int]],
+    dtype: torch.dtype,
+    found: List[List[torch.Tensor]],
+) -> None:
+    """Append to ``found[b]`` the distinct joint votes (no abstain) of the
+    members of block b in the chunk ``Lc``; merge a block's list when it grows
+    long, so that it holds few duplicates."""
+    for b, block_members in enumerate(members):
+        _, votes = _block_votes(Lc, block_members)
+        if votes.shape[0]:
+            found[b].append(torch.unique(votes.to(dtype), dim=0))
+        if len(found[b]) > 16:
+            found[b] = [torch.unique(torch.cat(found[b]), dim=0)]
+
+
+def _distinct_patterns(
+    found: Sequence[Sequence[torch.Tensor]],
+    members: Sequence[Sequence[int]],
+    dtype: torch.dtype,
+    device: torch.device,
+) -> List[torch.Tensor]:
+    """One ``[P_b, |members_b|]`` tensor of distinct patterns per block, in
+    lexicographic order, from the parts ``found[b]``."""
+    return [
+        (
+            torch.unique(torch.cat(list(parts)), dim=0)
+            if len(parts)
+            else torch.zeros(0, len(block), dtype=dtype, device=device)
+        )
+        for parts, block in zip(found, members)
+    ]
+
+
+class _Posterior:
+    """What the log posterior of a chunk of L needs, without the model.
+
+    ``k``, ``m``, the ``LogWeights`` of ``LabelModel._log_weights``, and for
+    the junction-tree terms the higher-order blocks (``members``, ``weight``,
+    ``distinct``), their ``_PatternIndex`` and first table rows. Small and
+    picklable: a dask pass ships it to the workers instead of the model.
+    """
+
+    def __init__(
+        self,
+        k: int,
+        m: int,
+        weights: LogWeights,
+        blocks: Sequence[dict],
+        indices: Optional[List[_PatternIndex]],
+        offsets: Optional[List[int]],
+    ) -> None:
+        self.k, self.m = k, m
+        self.weights = weights
+        self.blocks = [
+            {key: block[key] for key in ("members", "weight", "distinct")}
+            for block in blocks
+        ]
+        self.indices = indices
+        self.offsets = offsets
+
+    def to(self, device: torch.device) -> "_Posterior":
+        """A copy with its tensors on ``device``."""
+        weights = tuple(None if w is None else w.to(device) for w in self.weights)
+        indices = self.indices
+        if indices is not None:
+            indices = [index.to(device) for index in indices]
+        return _Posterior(
+            self.k, self.m, weights, self.blocks, indices, self.offsets  # type: ignore
+        )
+
+    def log_scores(
+        self,
+        Lc: torch.Tensor,
+        use_tables: bool = True,
+        buffer: Optional[torch.Tensor] = None,
+    ) -> torch.Tensor:
+        """Unnormalised log posterior ``[c, k]`` of a dense chunk ``Lc``."""
+        _, log_mu_vm, log_p, log_tables = self.weights
+        scores = _one_hot(Lc, self.k, buffer=buffer) @ log_mu_vm
+        if use_tables and log_tables is not None:
+            scores += self.junction_tree_correction(Lc)
+        return scores + log_p
+
+    def probabilities(
+        self, Lc: torch.Tensor, buffer: Optional[torch.Tensor] = None
+    ) -> np.ndarray:
+        """Posterior ``P(Y = y | votes)`` of a dense chunk: float64 ``[c, k]``."""
+        scores = self.log_scores(Lc, buffer=buffer)
+        return torch.softmax(scores.double(), dim=1).cpu().numpy()
+
+    def junction_tree_correction(self, Lc: torch.Tensor) -> torch.Tensor:
+        """Junction-tree terms of the log posterior ``[c, k]``.
+
+        For rows where every member of a clique/separator voted, the product of
+        the members' unary factors is replaced by the block's pattern table,
+        with the block's junction-tree weight (+1 for a maximal clique, minus
+        the number of tree edges for a separator). Each source thus counts
+        once. Table entries are floored at ``0.01**distinct`` (``distinct``:
+        the block's number of sources, a group of exact copies counting as
+        one); a pattern that did not occur in L takes the floor for every
+        class.
+        """
+        k = self.k
+        log_mu, _, _, log_tables = self.weights
+        correction = torch.zeros(Lc.shape[0], k, dtype=torch.float32, device=Lc.device)
+        for b, block in enumerate(self.blocks):
+            members = list(block["members"])
+            rows, votes = _block_votes(Lc, members)
+            if rows.numel() == 0:
+                continue
+            floor = block["distinct"] * float(np.log(PROB_CLIP[0]))
+            index = self.indices[b].lookup(votes)
+            table = torch.full((rows.numel(), k), floor, device=Lc.device)
+            seen = index >= 0
+            if bool(seen.any()):
+                found = log_tables[self.offsets[b] + index[seen]]
+                table[seen] = found.clamp(min=floor)
+            member_index = torch.tensor(members, device=Lc.device)
+            unary_sum = log_mu[member_index * k + votes - 1].sum(dim=1)
+            correction[rows] += block["weight"] * (table - unary_sum)
+        return correction
+
+    def add_weighted_counts(
+        self,
+        Lc: torch.Tensor,
+        use_tables: bool,
+        blocks: Sequence[int],
+        counts: torch.Tensor,
+        class_mass: torch.Tensor,
+    ) -> None:
+        """Add the posterior ``q [c, k]`` of the chunk ``Lc`` to ``class_mass``
+        ``[k]`` and, for each block in ``blocks``, to the ``counts`` rows of
+        the vote patterns its members cast (float64 ``[patterns, k]``)."""
+        q = torch.softmax(self.log_scores(Lc, use_tables), dim=1).double()
+        class_mass += q.sum(dim=0)
+        for b in blocks:
+            rows, votes = _block_votes(Lc, self.blocks[b]["members"])
+            index = self.offsets[b] + self.indices[b].lookup(votes)
+            counts.index_add_(0, index, q[rows])
+
+
+# ============================================================ dask passes
+# One row block of a dask L per call (see metal._dask.reduce_row_blocks and
+# map_row_blocks): the block is validated like an in-memory L, then read in
+# _CHUNK_ROWS chunks by the functions above. Results are small and on the CPU.
+def _valid_block(block: np.ndarray, k: int) -> Any:
+    return check_label_matrix(block, name="L", k=k, allow_empty=True)
+
+
+def _dask_overlaps(block: np.ndarray, k: int, start: int = 0) -> Tuple[Any, int]:
+    block = _valid_block(block, k)
+    chunks = iter_dense_chunks(block, _CHUNK_ROWS)
+    counts, n = _unary_overlaps(chunks, k, block.shape[1], torch.device("cpu"))
+    return counts.numpy(), n
+
+
+def _dask_patterns(
+    block: np.ndarray, k: int, members: List[Tuple[int, ...]], start: int = 0
+) -> List[torch.Tensor]:
+    found: List[List[torch.Tensor]] = [[] for _ in members]
+    dtype = _pattern_dtype(k)
+    for chunk in iter_dense_chunks(_valid_block(block, k), _CHUNK_ROWS):
+        _add_chunk_patterns(torch.from_numpy(chunk), members, dtype, found)
+    return _distinct_patterns(found, members, dtype, torch.device("cpu"))
+
+
+def _merge_patterns(parts: List[List[torch.Tensor]]) -> List[torch.Tensor]:
+    """The distinct patterns of every block over the results of row blocks
+    (each a list with one tensor per block, possibly empty)."""
+    return [torch.unique(torch.cat(found), dim=0) for found in zip(*parts)]
+
+
+def _dask_weighted_counts(
+    block: np.ndarray,
+    posterior: _Posterior,
+    use_tables: bool,
+    blocks: List[int],
+    start: int = 0,
+) -> Tuple[np.ndarray, np.ndarray]:
+    rows = posterior.offsets[-1]
+    counts = torch.zeros(rows, posterior.k, dtype=torch.float64)
+    class_mass = torch.zeros(posterior.k, dtype=torch.float64)
+    for chunk in iter_dense_chunks(_valid_block(block, posterior.k), _CHUNK_ROWS):
+        Lc = torch.from_numpy(chunk)
+        posterior.add_weighted_counts(Lc, use_tables, blocks, counts, class_mass)
+    return counts.numpy(), class_mass.numpy()
+
+
+def _dask_probabilities(
+    block: np.ndarray, posterior: _Posterior, start: int = 0
+) -> np.ndarray:
+    block = _valid_block(block, posterior.k)
+    probs = np.empty((block.shape[0], posterior.k))
+    buffer = torch.empty(_CHUNK_ROWS, posterior.m * posterior.k)
+    row = 0
+    for chunk in iter_dense_chunks(block, _CHUNK_ROWS):
+        chunk_probs = posterior.probabilities(torch.from_numpy(chunk), buffer)
+        probs[row : row + chunk.shape[0]] = chunk_probs
+        row += chunk.shape[0]
+    return probs
+
+
 class LabelModel(Classifier):
     """A label model that learns the class-conditional accuracies of the sources.
 
@@ -364,7 +648,11 @@ class LabelModel(Classifier):
     def _check_L(self, L: LabelMatrixLike) -> Any:
         """Validate ``L [n, m]`` (values in 0..k); return its compact form (a
         ``LabelMatrix``; subclasses return their own validated form, which the
-        hooks taking ``L`` below receive)."""
+        hooks taking ``L`` below receive). A dask array is checked for its
+        shape and dtype and kept lazy, in row blocks of whole rows; its values
+        are checked block by block by the passes that read it."""
+        if is_dask_array(L):
+            return dask_label_matrix(L, name="L")
         return check_label_matrix(L, name="L", k=self.k)
 
     def _set_constants(self, L: Any) -> None:
@@ -392,12 +680,18 @@ class LabelModel(Classifier):
             p = check_class_balance(class_balance, self.k)
         elif Y_dev is not None:
             # 0 marks an item without a gold label: only labels 1..k count.
-            Y = check_label_vector(Y_dev, name="Y_dev", k=self.k, allow_abstain=True)
-            counts = np.bincount(Y, minlength=self.k + 1)[1:]
+            if is_dask_array(Y_dev):
+                counts, size = label_counts(Y_dev, "Y_dev", self.k)
+            else:
+                Y = check_label_vector(
+                    Y_dev, name="Y_dev", k=self.k, allow_abstain=True
+                )
+                counts, size = np.bincount(Y, minlength=self.k + 1), Y.size
+            counts = counts[1:]
             if counts.sum() == 0:
                 raise ValueError(
                     f"Y_dev must contain at least one gold label in 1..{self.k} "
-                    f"(0 = no label); found {Y.size} item(s), none labeled."
+                    f"(0 = no label); found {size} item(s), none labeled."
                 )
             p = counts / counts.sum()
         else:
@@ -447,16 +741,7 @@ class LabelModel(Classifier):
         ``buffer`` of at least ``c`` rows is reused when given (keeping the
         chunk in cache is what makes the pass fast).
         """
-        c, m = Lc.shape
-        if buffer is None:
-            X = torch.empty(c, self.k * m, dtype=torch.float32, device=Lc.device)
-        else:
-            X = buffer[:c]
-        for v in range(self.k):
-            X[:, v * m : (v + 1) * m] = Lc == v + 1
-        if source_major:
-            X = X.view(c, self.k, m).transpose(1, 2).reshape(c, m * self.k)
-        return X
+        return _one_hot(Lc, self.k, source_major=source_major, buffer=buffer)
 
     def _chunk_buffer(self) -> torch.Tensor:
         return torch.empty(
@@ -647,30 +932,33 @@ class LabelModel(Classifier):
     def _overlap_matrix(self, L: Any) -> np.ndarray:
         """``O = L_ind^T L_ind / n`` (float64 ``[m*k, m*k]``, source-major
         columns), accumulated chunk by chunk without materialising the one-hot
-        of all of L."""
+        of all of L. A dask L is reduced block by block on the active Dask
+        scheduler (its values are validated there)."""
         device = self._device()
         d = self.m * self.k
         custom = self._uses_custom_indicators()
 
         def overlaps(chunks: Iterator[Tuple[int, Any]]) -> Tuple[torch.Tensor, int]:
+            if not custom:
+                dense = (chunk for _, chunk in chunks)
+                return _unary_overlaps(dense, self.k, self.m, device)
             counts = torch.zeros(d, d, dtype=torch.float64, device=device)
-            buffer = None if custom else self._chunk_buffer()
             n = 0
             for _, chunk in chunks:
-                if custom:
-                    X = torch.as_tensor(self._create_L_ind(chunk), dtype=torch.float32)
-                    X = X.to(device)
-                else:
-                    Lc = torch.from_numpy(chunk).to(device)
-                    X = self._unary_chunk(Lc, buffer=buffer)
+                X = torch.as_tensor(self._create_L_ind(chunk), dtype=torch.float32)
+                X = X.to(device)
                 # Per-chunk counts are exact in float32 (chunks < 2**24 rows).
                 counts += (X.T @ X).double()
                 n += X.shape[0]
             return counts, n
 
-        parts = _share_chunks(
-            overlaps, self._iter_L_chunks(L), self._n_rows, self._pass_workers(L)
-        )
+        if is_dask_array(L) and not custom:
+            counts, n = reduce_row_blocks(L, _dask_overlaps, self.k)
+            parts = [(torch.from_numpy(counts), n)]
+        else:
+            parts = _share_chunks(
+                overlaps, self._iter_L_chunks(L), self._n_rows, self._pass_workers(L)
+            )
         # Sums of integer counts: exact, so the same however the chunks were shared.
         O = sum(counts for counts, _ in parts).cpu().numpy()
         O = O / max(sum(n for _, n in parts), 1)
@@ -976,10 +1264,15 @@ class LabelModel(Classifier):
         Args:
             L_train: label matrix ``[n, m]`` with values in 0..k (0 = abstain);
                 dense (any integer dtype or integral floats), scipy.sparse (any
-                format) or a torch tensor.
+                format), a torch tensor, or a ``dask.array.Array`` in any
+                chunking: its statistics (O, and with ``deps`` the clique
+                tables) are then reduced block by block on the active Dask
+                scheduler (a ``distributed.Client`` if one exists), its values
+                validated there, and it is never gathered into one process.
             Y_dev: optional gold labels in 0..k (0 = no gold label, ignored),
                 used only to estimate the class balance (the share of each
-                label 1..k) when ``class_balance`` is not given.
+                label 1..k) when ``class_balance`` is not given; in memory or
+                a dask array (counted block by block).
             deps: dependency edges ``(i, j)`` between sources; non-empty deps use
                 the inverse form and a junction-tree posterior.
             class_balance: optional ``P(Y = y)``, length k, summing to 1.
@@ -1459,8 +1752,15 @@ class LabelModel(Classifier):
         uninformative). With dependencies the junction-tree factorisation is
         used: clique pattern tables divided by separator tables. Computed in
         log space, chunk by chunk.
+
+        For a ``dask.array.Array`` L the result is a lazy float64 dask array
+        ``[n, k]`` with L's row chunks: each block's posterior is computed
+        (and its votes validated) when the array is computed, on the workers,
+        from the model's small weights.
         """
         self._check_trained()
+        if is_dask_array(L) and not self._uses_custom_indicators():
+            return self._predict_proba_dask(L)
         if self._uses_custom_indicators():
             L = self._check_L(L)
         else:
@@ -1476,6 +1776,7 @@ class LabelModel(Classifier):
         custom = self._uses_custom_indicators()
         with torch.no_grad():
             weights = self._log_weights()
+            posterior = self._posterior(weights)
         log_mu, _, log_p, _ = weights
 
         def posteriors(chunks: Iterator[Tuple[int, Any]]) -> None:
@@ -1487,17 +1788,43 @@ class LabelModel(Classifier):
                             self._create_L_ind(chunk), dtype=torch.float32
                         )
                         scores = X.to(device) @ log_mu + log_p
+                        chunk_probs = torch.softmax(scores.double(), dim=1)
+                        chunk_probs = chunk_probs.cpu().numpy()
                     else:
                         Lc = torch.from_numpy(chunk).to(device)
-                        scores = self._log_scores(Lc, weights, buffer=buffer)
-                    rows = scores.shape[0]
-                    chunk_probs = torch.softmax(scores.double(), dim=1).cpu().numpy()
-                    probs[start : start + rows] = chunk_probs
+                        chunk_probs = posterior.probabilities(Lc, buffer=buffer)
+                    probs[start : start + chunk_probs.shape[0]] = chunk_probs
 
         _share_chunks(
             posteriors, self._iter_L_chunks(L), self._n_rows, self._pass_workers(L)
         )
         return probs
+
+    def _predict_proba_dask(self, L: Any) -> Any:
+        """The lazy posterior ``[n, k]`` of a dask L (see ``predict_proba``)."""
+        L = dask_label_matrix(L, name="L")
+        if L.shape[1] != self.m:
+            raise ValueError(
+                f"L has {L.shape[1]} sources (columns) but the model was trained "
+                f"on m={self.m}."
+            )
+        with torch.no_grad():
+            posterior = self._posterior(self._log_weights(), torch.device("cpu"))
+        return map_row_blocks(
+            L, _dask_probabilities, posterior, dtype=np.float64, width=self.k
+        )
+
+    def _posterior(
+        self, weights: LogWeights, device: Optional[torch.device] = None
+    ) -> _Posterior:
+        """The ``_Posterior`` of ``weights`` (from ``_log_weights``), with the
+        pattern indices of the clique tables when there are tables; on
+        ``device`` when given."""
+        indices = offsets = None
+        if self._blocks and "mu_higher" in self._buffers:
+            indices, offsets = self._pattern_indices(), self._pattern_offsets()
+        posterior = _Posterior(self.k, self.m, weights, self._blocks, indices, offsets)
+        return posterior if device is None else posterior.to(device)
 
     def _n_sources(self, L: Any) -> int:
         """Number of sources of a validated label matrix (hook)."""
@@ -1543,7 +1870,6 @@ class LabelModel(Classifier):
         blocks = [b for b, block in enumerate(self._blocks) if block["distinct"] > 1]
         if not blocks:
             return
-        indices = self._pattern_indices()
         weights = self._independent_weights(self._log_weights())
         use_tables = False
 
@@ -1552,20 +1878,25 @@ class LabelModel(Classifier):
             class_mass = torch.zeros(k, dtype=torch.float64, device=device)
             for _, chunk in chunks:
                 Lc = torch.from_numpy(chunk).to(device)
-                scores = self._log_scores(Lc, weights, use_tables)
-                q = torch.softmax(scores, dim=1).double()
-                class_mass += q.sum(dim=0)
-                for b in blocks:
-                    rows, votes = self._block_votes(Lc, self._blocks[b]["members"])
-                    index = offsets[b] + indices[b].lookup(votes)
-                    counts.index_add_(0, index, q[rows])
+                posterior.add_weighted_counts(
+                    Lc, use_tables, blocks, counts, class_mass
+                )
             return counts, class_mass
 
         for _ in range(n_iter):
-            # One worker: sums of floats, kept in chunk order (reproducible).
-            [(counts, class_mass)] = _share_chunks(
-                weighted_counts, self._iter_L_chunks(L), self._n_rows
-            )
+            if is_dask_array(L):
+                posterior = self._posterior(weights, torch.device("cpu"))
+                counts, class_mass = reduce_row_blocks(
+                    L, _dask_weighted_counts, posterior, use_tables, blocks
+                )
+                counts = torch.from_numpy(counts).to(device)
+                class_mass = torch.from_numpy(class_mass).to(device)
+            else:
+                posterior = self._posterior(weights)
+                # One worker: sums of floats, kept in chunk order (reproducible).
+                [(counts, class_mass)] = _share_chunks(
+                    weighted_counts, self._iter_L_chunks(L), self._n_rows
+                )
             estimate = counts / class_mass.clamp(min=1e-12)
             tables = torch.where(counted[:, None], estimate, tables)
             self._set_tensor("mu_higher", tables.float())
@@ -1578,37 +1909,30 @@ class LabelModel(Classifier):
     ) -> Tuple[torch.Tensor, torch.Tensor]:
         """``(rows, votes)``: the rows of the chunk ``Lc`` where every one of
         ``members`` voted, and their votes ``[rows, len(members)]`` (int64)."""
-        votes = Lc[:, list(members)].long()
-        rows = torch.nonzero((votes > 0).all(dim=1)).squeeze(1)
-        return rows, votes[rows]
+        return _block_votes(Lc, members)
 
     def _observed_patterns(self, L: Any) -> List[torch.Tensor]:
         """The distinct joint votes (no abstain) of every block's members in L:
         one ``[P_b, |members|]`` tensor per block, in lexicographic order. One
         pass over L; memory grows with the patterns found, not with
-        ``k**|members|``."""
+        ``k**|members|``. A dask L is reduced block by block on the active Dask
+        scheduler."""
         device, dtype = self._device(), _pattern_dtype(self.k)
+        members = [block["members"] for block in self._blocks]
+        if is_dask_array(L):
+            patterns = reduce_row_blocks(
+                L, _dask_patterns, self.k, members, combine=_merge_patterns
+            )
+            return [p.to(device) for p in patterns]
         found: List[List[torch.Tensor]] = [[] for _ in self._blocks]
 
         def gather(chunks: Iterator[Tuple[int, Any]]) -> None:
             for _, chunk in chunks:
                 Lc = torch.from_numpy(chunk).to(device)
-                for b, block in enumerate(self._blocks):
-                    _, votes = self._block_votes(Lc, block["members"])
-                    if votes.shape[0]:
-                        found[b].append(torch.unique(votes.to(dtype), dim=0))
-                    if len(found[b]) > 16:  # merge, to hold few duplicates
-                        found[b] = [torch.unique(torch.cat(found[b]), dim=0)]
+                _add_chunk_patterns(Lc, members, dtype, found)
 
         _share_chunks(gather, self._iter_L_chunks(L), self._n_rows)
-        return [
-            (
-                torch.unique(torch.cat(parts), dim=0)
-                if parts
-                else torch.zeros(0, len(block["members"]), dtype=dtype, device=device)
-            )
-            for parts, block in zip(found, self._blocks)
-        ]
+        return _distinct_patterns(found, members, dtype, device)
 
     def _check_table_size(self, patterns: Sequence[torch.Tensor]) -> None:
         """Refuse clique tables over ``MAX_ARRAY_BYTES`` (float64 counts and
@@ -1721,46 +2045,8 @@ class LabelModel(Classifier):
         buffer: Optional[torch.Tensor] = None,
     ) -> torch.Tensor:
         """Unnormalised log posterior ``[c, k]`` of a dense chunk ``Lc``, from
-        the ``weights`` of ``_log_weights``."""
-        log_mu, log_mu_vm, log_p, log_tables = weights
-        scores = self._unary_chunk(Lc, buffer=buffer) @ log_mu_vm
-        if use_tables and log_tables is not None:
-            scores += self._junction_tree_correction(Lc, log_mu, log_tables)
-        return scores + log_p
-
-    def _junction_tree_correction(
-        self, Lc: torch.Tensor, log_mu: torch.Tensor, log_tables: torch.Tensor
-    ) -> torch.Tensor:
-        """Junction-tree terms of the log posterior ``[c, k]``.
-
-        For rows where every member of a clique/separator voted, the product of
-        the members' unary factors is replaced by the block's pattern table,
-        with the block's junction-tree weight (+1 for a maximal clique, minus
-        the number of tree edges for a separator). Each source thus counts once.
-        Table entries are floored at ``0.01**distinct`` (``distinct``: the
-        block's number of sources, a group of exact copies counting as one); a
-        pattern that did not occur in L takes the floor for every class.
-        """
-        k = self.k
-        correction = torch.zeros(Lc.shape[0], k, dtype=torch.float32, device=Lc.device)
-        indices = self._pattern_indices()
-        offsets = self._pattern_offsets()
-        for b, block in enumerate(self._blocks):
-            members = list(block["members"])
-            rows, votes = self._block_votes(Lc, members)
-            if rows.numel() == 0:
-                continue
-            floor = block["distinct"] * float(np.log(PROB_CLIP[0]))
-            index = indices[b].lookup(votes)
-            table = torch.full((rows.numel(), k), floor, device=Lc.device)
-            seen = index >= 0
-            if bool(seen.any()):
-                found = log_tables[offsets[b] + index[seen]]
-                table[seen] = found.clamp(min=floor)
-            member_index = torch.tensor(members, device=Lc.device)
-            unary_sum = log_mu[member_index * k + votes - 1].sum(dim=1)
-            correction[rows] += block["weight"] * (table - unary_sum)
-        return correction
+        the ``weights`` of ``_log_weights`` (see ``_Posterior.log_scores``)."""
+        return self._posterior(weights).log_scores(Lc, use_tables, buffer)
 
     # ============================================================ persistence
     def _get_extra_state_dict(self) -> dict:

@@ -14,6 +14,12 @@ logger: ``LogManager`` for ``Trainer``, the v0.5 ``Logger`` for
 -> batches``) and a step that sums the per-label-set mean losses of one
 batch, and the engine does the rest (optimizer, warmup, lr schedule, gradient
 clipping, logging, checkpointing, progress bar, restoring the best model).
+
+Under a ``torch.distributed`` process group of several processes both train
+data-parallel (``metal.distributed``): each rank reads its shard of every
+train loader (or train payload), gradients are averaged over the ranks, rank 0
+alone scores, prints, writes the run log and checkpoints, and every rank ends
+with rank 0's (best) weights.
 """
 
 import logging
@@ -28,6 +34,7 @@ from metal._io import (
     plain_number,
     safe_torch_load,
 )
+from metal.distributed import DataParallel, data_parallel, is_main_process
 from metal.engine import build_optimizer
 from metal.logging import LogManager
 from metal.mmtl.classifier import MultitaskClassifier
@@ -54,6 +61,18 @@ def _label_rows(item: Any) -> int:
     """Examples in a multi-task batch item: rows of its first label set."""
     (_, Y_dict), *_ = item
     return leading_dim(Y_dict) or 0
+
+
+def _data_parallel(model: MultitaskClassifier) -> Optional[DataParallel]:
+    """The run's ``DataParallel`` (None without a process group); a model on
+    CUDA moves to this rank's device."""
+    parallel = data_parallel(find_unused_parameters=True)
+    if parallel is not None:
+        device = parallel.device(model._device)
+        if device != model._device:
+            model._device_id = device.index
+            model._move_to_device()
+    return parallel
 
 
 # ============================================================ Operation API
@@ -107,16 +126,20 @@ class Trainer:
         valid_loaders = [
             dl for dl in dataloaders if dl.dataset.split == cfg.valid_split
         ]
-        routes = self._train_routes(model, train_loaders)
-        n_batches_per_epoch = sum(len(dl) for dl in train_loaders)
+        self._train_routes(model, train_loaders)
         if cfg.seed is not None:
             set_seed(cfg.seed)
+        parallel = _data_parallel(model)
+        if parallel is not None:
+            train_loaders = [parallel.shard(loader) for loader in train_loaders]
+        routes = self._train_routes(model, train_loaders)
+        n_batches_per_epoch = sum(len(dl) for dl in train_loaders)
         self.log_manager = LogManager(
             n_batches_per_epoch, **cfg.log_manager_config._asdict()
         )
         spec = from_trainer_config(cfg, model._device)
         batch_scheduler = self._set_batch_scheduler()
-        run = Run(spec, self.log_manager)
+        run = Run(spec, self.log_manager, parallel=parallel)
         self.log_writer = self.log_manager.log_writer = run.writer
         self.checkpointer = self.log_manager.checkpointer = run.checkpointer
 
@@ -326,7 +349,7 @@ class MultitaskTrainer(object):
         if kwargs.get("seed") is not None:
             set_seed(kwargs["seed"])
         cfg = self.config
-        verbose = bool(cfg["verbose"])
+        verbose = bool(cfg["verbose"]) and is_main_process()
         self.task_names = list(model.tasks)
         self.payload_names = [payload.name for payload in payloads]
         train_payloads = [p for p in payloads if p.split == "train"]
@@ -336,6 +359,8 @@ class MultitaskTrainer(object):
                 "trains on those."
             )
         self._check_routing(model, payloads)
+        parallel = _data_parallel(model)
+        train_payloads, train_source = self._shard_payloads(parallel, payloads)
         batches_per_epoch = sum(len(p.data_loader) for p in train_payloads)
         examples_per_epoch = sum(
             len(p.data_loader) * (p.data_loader.batch_size or 1) for p in train_payloads
@@ -352,7 +377,7 @@ class MultitaskTrainer(object):
         if spec.checkpoint.kind is not None:
             self._validate_checkpoint_metric(model, payloads)
         self.logger = Logger(cfg["logger_config"], batches_per_epoch, None, verbose)
-        run = Run(spec, self.logger)
+        run = Run(spec, self.logger, parallel=parallel)
         self.writer = self.logger.writer = run.writer
         self.checkpointer = run.checkpointer
         self.task_scheduler = self._set_task_scheduler(model, payloads)
@@ -384,7 +409,7 @@ class MultitaskTrainer(object):
         model.train()
         run.fit(
             model,
-            lambda epoch: self.task_scheduler.get_batches(payloads, "train"),
+            lambda epoch: self.task_scheduler.get_batches(train_source, "train"),
             step,
             evaluate=evaluate,
             batch_size_fn=_label_rows,
@@ -396,10 +421,23 @@ class MultitaskTrainer(object):
         model.eval()
         return self._finish(model, payloads, run)
 
+    @staticmethod
+    def _shard_payloads(
+        parallel: Optional[DataParallel], payloads: Sequence[Any]
+    ) -> Tuple[List[Any], List[Any]]:
+        """``(train payloads, payloads to schedule batches from)``: in a
+        data-parallel run, the train payloads read this rank's shard."""
+        source = list(payloads)
+        if parallel is not None:
+            source = [
+                parallel.shard_payload(p) if p.split == "train" else p for p in payloads
+            ]
+        return [p for p in source if p.split == "train"], source
+
     def _finish(self, model, payloads, run: Run) -> Dict[str, float]:
         """Score the test split, then end the run (checkpoint clean-up, run
         log, the model's weights beside it)."""
-        verbose = bool(self.config["verbose"])
+        verbose = bool(self.config["verbose"]) and is_main_process()
         if verbose:
             print("Finished training")
         metrics_dict = self.calculate_metrics(

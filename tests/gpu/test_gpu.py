@@ -8,8 +8,10 @@ import unittest
 
 import numpy as np
 import torch
+import torch.distributed
 
 from metal.end_model import EndModel
+from tests.test_distributed import LaunchedRunChecks
 
 try:
     from metal.label_model import LabelModel
@@ -138,3 +140,17 @@ class LabelModelGPUTestCase(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+@unittest.skipUnless(
+    torch.cuda.device_count() >= 2
+    and torch.distributed.is_available()
+    and torch.distributed.is_nccl_available(),
+    "data-parallel NCCL training needs at least 2 CUDA devices",
+)
+class NCCLDataParallelTestCase(LaunchedRunChecks, unittest.TestCase):
+    """Two NCCL ranks, one GPU each (``cuda:LOCAL_RANK``), train through every
+    front door; the checks are those of the gloo run in
+    ``tests/test_distributed.py``."""
+
+    BACKEND = "nccl"
