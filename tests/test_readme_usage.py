@@ -57,5 +57,18 @@ class ReadmeUsageTest(unittest.TestCase):
         self.assertIs(ReexportedEndModel, EndModel)
 
 
+class ReadmeLearnedDependenciesTest(unittest.TestCase):
+    def test_learned_dependencies_usage(self):
+        from metal.label_model import LabelModel, learn_dependencies
+        from metal.synthetic.generate import copying_sources
+
+        L_train, _ = copying_sources(20000, 10, 2, [(0, 1, 0.8)], seed=0)
+        label_model = LabelModel(k=2, verbose=False)
+        deps = learn_dependencies(L_train, k=2)  # sorted (i, j) pairs, i < j
+        label_model.train_model(L_train, deps=deps)
+        self.assertEqual(deps, [(0, 1)])
+        self.assertEqual(label_model.deps, [(0, 1)])
+
+
 if __name__ == "__main__":
     unittest.main()

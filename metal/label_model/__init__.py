@@ -9,6 +9,11 @@ from metal.label_model.baselines import (
 )
 from metal.label_model.label_model import LabelModel
 from metal.label_model.online_loss import WeakSupervisionLoss
+from metal.label_model.structure import (
+    dependency_strengths,
+    dependency_threshold,
+    learn_dependencies,
+)
 
 __all__ = [
     "MajorityClassVoter",
@@ -16,6 +21,9 @@ __all__ = [
     "RandomVoter",
     "LabelModel",
     "WeakSupervisionLoss",
+    "learn_dependencies",
+    "dependency_strengths",
+    "dependency_threshold",
 ]
 
 

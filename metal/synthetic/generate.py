@@ -27,6 +27,7 @@ __all__ = [
     "gaussian_bags_of_words",
     "bags_to_counts",
     "singletask_synthetic",
+    "copying_sources",
 ]
 
 
@@ -349,3 +350,71 @@ __getattr__, __dir__ = lazy_exports(
     globals(),
     {"HierarchicalMultiTaskTreeDepsGenerator": "metal.synthetic.multitask"},
 )
+
+
+def copying_sources(
+    n: int,
+    m: int,
+    k: int = 2,
+    copies: Sequence[Tuple[int, int, float]] = (),
+    coverage_range: Tuple[float, float] = (0.3, 0.7),
+    accuracy_range: Tuple[float, float] = (0.6, 0.85),
+    seed: Optional[int] = None,
+) -> Tuple[np.ndarray, np.ndarray]:
+    """Votes of m sources with planted dependencies: some sources copy others.
+
+    Each source first votes independently given the true class: it votes with
+    its coverage (drawn from ``coverage_range``), and a vote is right with its
+    accuracy (drawn from ``accuracy_range``), else one of the other k - 1
+    classes uniformly. Then for each ``(a, b, p)`` in ``copies`` (in order),
+    source b replaces its vote by source a's, errors included, on each item
+    where a voted, with probability p. So b depends on a given the class.
+
+    Args:
+        n, m, k: items, sources, classes (votes 1..k, 0 = abstain).
+        copies: ``(a, b, p)`` triples: b copies a with probability p.
+        coverage_range, accuracy_range: ``(min, max)`` of the uniform draws.
+        seed: seed of the NumPy generator used (fresh entropy when None).
+
+    Returns:
+        ``(L, Y)``: ``L`` int64 ``[n, m]`` in 0..k and ``Y`` int64 ``[n]`` in
+        1..k (uniform classes).
+    """
+    n = check_int(n, "n", minimum=1)
+    m = check_int(m, "m", minimum=1)
+    k = check_int(k, "k", minimum=2)
+    low_c, high_c = _check_range(coverage_range, "coverage_range")
+    low_a, high_a = _check_range(accuracy_range, "accuracy_range")
+    if low_c < 0 or high_c > 1 or low_a < 0 or high_a > 1:
+        raise ValueError(
+            "coverage_range and accuracy_range must lie in [0, 1]; found "
+            f"{coverage_range!r} and {accuracy_range!r}."
+        )
+    checked = []
+    for triple in copies:
+        try:
+            a, b, p = triple
+        except (TypeError, ValueError):
+            raise ValueError(
+                f"copies must hold (a, b, p) triples; found {triple!r}."
+            ) from None
+        a = check_int(a, "copies source a", minimum=0, maximum=m - 1)
+        b = check_int(b, "copies source b", minimum=0, maximum=m - 1)
+        if a == b:
+            raise ValueError(
+                f"copies must pair two different sources; found {triple!r}."
+            )
+        checked.append((a, b, _check_probability(p, "copies probability p")))
+    rng = np.random.default_rng(seed)
+    Y = rng.integers(1, k + 1, n)
+    coverage = rng.uniform(low_c, high_c, m)
+    accuracy = rng.uniform(low_a, high_a, m)
+    L = np.zeros((n, m), dtype=np.int64)
+    for j in range(m):
+        wrong = (Y - 1 + rng.integers(1, k, n)) % k + 1
+        votes = np.where(rng.random(n) < accuracy[j], Y, wrong)
+        L[:, j] = np.where(rng.random(n) < coverage[j], votes, 0)
+    for a, b, p in checked:
+        copied = (rng.random(n) < p) & (L[:, a] > 0)
+        L[:, b] = np.where(copied, L[:, a], L[:, b])
+    return L, Y

@@ -12,6 +12,7 @@ from metal.synthetic.generate import (
     SingleTaskTreeDepsGenerator,
     bags_to_counts,
     choose_other_label,
+    copying_sources,
     gaussian_bags_of_words,
     indpm,
     logistic_fn,
@@ -467,6 +468,52 @@ class TestSingletaskSynthetic(unittest.TestCase):
         self.assertEqual(tuple(X.shape), (30, 4))
         self.assertTrue(all(len(d.split()) == 2 for d in D))
         self.assertEqual(deps, [])
+
+
+class CopyingSourcesTest(unittest.TestCase):
+    def test_shapes_ranges_and_rates(self):
+        L, Y = copying_sources(20000, 6, 3, seed=0)
+        self.assertEqual(L.shape, (20000, 6))
+        self.assertEqual(Y.shape, (20000,))
+        self.assertTrue(set(np.unique(L)) <= {0, 1, 2, 3})
+        self.assertTrue(set(np.unique(Y)) <= {1, 2, 3})
+        coverage = (L > 0).mean(axis=0)
+        self.assertTrue(np.all((coverage > 0.27) & (coverage < 0.73)))
+        voted = L > 0
+        correct = (L == Y[:, None]).sum(axis=0) / voted.sum(axis=0)
+        self.assertTrue(np.all((correct > 0.57) & (correct < 0.88)))
+
+    def test_copies_include_errors(self):
+        L, Y = copying_sources(20000, 4, 2, [(0, 3, 0.9)], seed=1)
+        both = (L[:, 0] > 0) & (L[:, 3] > 0)
+        agree = np.mean(L[both, 0] == L[both, 3])
+        self.assertGreater(agree, 0.9)
+        wrong = both & (L[:, 0] != Y)
+        self.assertGreater(np.mean(L[wrong, 3] == L[wrong, 0]), 0.85)
+        independent = (L[:, 1] > 0) & (L[:, 2] > 0)
+        self.assertLess(np.mean(L[independent, 1] == L[independent, 2]), 0.8)
+
+    def test_seeded(self):
+        a = copying_sources(100, 3, 2, [(0, 1, 0.5)], seed=4)
+        b = copying_sources(100, 3, 2, [(0, 1, 0.5)], seed=4)
+        np.testing.assert_array_equal(a[0], b[0])
+        np.testing.assert_array_equal(a[1], b[1])
+
+    def test_bad_arguments(self):
+        cases = [
+            (dict(n=0, m=3), "n"),
+            (dict(n=10, m=3, k=1), "k"),
+            (dict(n=10, m=3, copies=[(0, 3, 0.5)]), "copies source b"),
+            (dict(n=10, m=3, copies=[(0, 0, 0.5)]), "two different sources"),
+            (dict(n=10, m=3, copies=[(0, 1)]), r"\(a, b, p\) triples"),
+            (dict(n=10, m=3, copies=[(0, 1, 2.0)]), "probability"),
+            (dict(n=10, m=3, coverage_range=(0.5, 1.5)), "coverage_range"),
+            (dict(n=10, m=3, accuracy_range=(0.9, 0.1)), "accuracy_range"),
+        ]
+        for kwargs, message in cases:
+            with self.subTest(kwargs=kwargs):
+                with self.assertRaisesRegex(ValueError, message):
+                    copying_sources(**kwargs)
 
 
 if __name__ == "__main__":
