@@ -1,3 +1,4 @@
+import importlib.util
 import os
 import subprocess
 import sys
@@ -191,6 +192,57 @@ class LearnDependenciesBadInputTest(unittest.TestCase):
             learn_dependencies(np.full((3, 3), np.nan), 2)
         with self.assertRaisesRegex(ValueError, "strengths must be a square"):
             dependency_threshold(np.zeros((2, 3)))
+
+
+def _youtube_votes():
+    """``(L_train, L_test, Y_test)`` of the Basics tutorial's LFs."""
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    path = os.path.join(root, "tutorials", "youtube_spam.py")
+    spec = importlib.util.spec_from_file_location("youtube_spam_tutorial", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    train, test = module.load_spam_data()
+    L_train = module.apply_lfs(train["text"])
+    L_test = module.apply_lfs(test["text"])
+    return L_train, L_test, test["label"].to_numpy()
+
+
+class DependencyAwareFitTest(unittest.TestCase):
+    """Declaring true dependencies never makes the label model worse."""
+
+    STRUCTURES = {
+        "chain": [(0, 1, 0.7), (1, 2, 0.7)],
+        "triangle": [(0, 1, 0.7), (0, 2, 0.7), (1, 2, 0.5)],
+        "4-clique": [
+            (0, 1, 0.7),
+            (0, 2, 0.7),
+            (0, 3, 0.7),
+            (1, 2, 0.3),
+            (1, 3, 0.3),
+            (2, 3, 0.3),
+        ],
+    }
+
+    def test_true_dependencies_do_not_hurt(self):
+        for k in (2, 3):
+            for name, copies in self.STRUCTURES.items():
+                with self.subTest(k=k, structure=name):
+                    L, Y = copying_sources(10000, 10, k, copies, seed=1)
+                    deps = sorted({(a, b) for a, b, _ in copies})
+                    self.assertGreaterEqual(
+                        accuracy(L, Y, k, deps), accuracy(L, Y, k, [])
+                    )
+
+    def test_learned_dependencies_on_youtube_spam(self):
+        L_train, L_test, Y_test = _youtube_votes()
+
+        def test_accuracy(deps):
+            model = LabelModel(k=2, verbose=False, seed=123)
+            model.train_model(L_train, deps=deps)
+            return model.score((L_test, Y_test), verbose=False)
+
+        learned = learn_dependencies(L_train, 2)
+        self.assertGreaterEqual(test_accuracy(learned), test_accuracy([]))
 
 
 class ImportTest(unittest.TestCase):
