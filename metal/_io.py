@@ -19,7 +19,7 @@ import os
 import shutil
 import stat
 import tempfile
-from typing import IO, Any, Callable, Dict, Optional, Union
+from typing import IO, Any, Callable, Dict, List, Optional, Union
 
 import numpy as np
 import torch
@@ -40,6 +40,7 @@ __all__ = [
     "plain_number",
     "read_state_dict",
     "safe_torch_load",
+    "state_mismatch",
     "to_plain",
 ]
 
@@ -350,3 +351,32 @@ def find_class(qualified: str, base: type, what: str = "class") -> type:
             "defines it, or pass a constructed model as load(source, model=...)."
         )
     return found
+
+
+def state_mismatch(
+    state: Dict[str, torch.Tensor], own: Dict[str, torch.Tensor], shown: int = 3
+) -> str:
+    """How ``state`` differs from the model's ``own`` state dict (missing and
+    unexpected names, different shapes; at most ``shown`` of each), or ""."""
+
+    def listed(names: List[str]) -> str:
+        more = f" and {len(names) - shown} more" if len(names) > shown else ""
+        return ", ".join(names[:shown]) + more
+
+    problems = []
+    missing = [name for name in own if name not in state]
+    unexpected = [name for name in state if name not in own]
+    reshaped = [
+        f"{name} {tuple(state[name].shape)} instead of {tuple(own[name].shape)}"
+        for name in own
+        if name in state
+        and isinstance(own[name], torch.Tensor)
+        and state[name].shape != own[name].shape
+    ]
+    if missing:
+        problems.append(f"it lacks {listed(missing)}")
+    if unexpected:
+        problems.append(f"it has unknown weights {listed(unexpected)}")
+    if reshaped:
+        problems.append(f"it has {listed(reshaped)}")
+    return "; ".join(problems)

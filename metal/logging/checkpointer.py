@@ -29,6 +29,7 @@ from metal._io import (
     plain_number,
     read_state_dict,
     safe_torch_load,
+    state_mismatch,
 )
 from metal.callbacks import Callback
 from metal.logging.config import (
@@ -268,6 +269,7 @@ class Checkpointer(Callback):
                 "check that the metric is logged under that name."
             )
         state = load_checkpoint(self.best_model_path)
+        _check_fits(state["model"], model, self.best_model_path)
         model.load_state_dict(state["model"])
         if self.verbose:
             print(
@@ -518,7 +520,9 @@ class TaskMetricCheckpointer(Checkpointer):
         if callable(load):
             loaded = load(path)
             return model if loaded is None else loaded
-        model.load_state_dict(read_state_dict(path))
+        state = read_state_dict(path)
+        _check_fits(state, model, path)
+        model.load_state_dict(state)
         return model
 
     # ----------------------------------------------------------- persistence
@@ -531,6 +535,16 @@ class TaskMetricCheckpointer(Checkpointer):
     def load_state_dict(self, state: Dict[str, Any]) -> None:
         super().load_state_dict(state)
         self.best_metric_dict.update(state.get("best_metric_dict") or {})
+
+
+def _check_fits(state: Dict[str, Any], model: Any, path: str) -> None:
+    """Refuse weights that do not fit ``model`` before any is copied (so the
+    model is left as it was): a ValueError naming the file and the misfits."""
+    problem = state_mismatch(state, model.state_dict())
+    if problem:
+        raise ValueError(
+            f"The best model in {path!r} does not fit this model: {problem}."
+        )
 
 
 def _save_model(model, path: str) -> None:

@@ -22,7 +22,7 @@ import torch.nn as nn
 
 from metal._checks import is_int
 from metal._data import hard_labels, leading_dim, to_numpy
-from metal._io import atomic_torch_save, read_state_dict
+from metal._io import atomic_torch_save, read_state_dict, state_mismatch
 from metal.labels import break_ties
 from metal.mmtl.config import ClassifierConfig
 from metal.mmtl.task import INPUT_OP, Operation, Task, _core_module
@@ -531,7 +531,7 @@ class MultitaskClassifier(nn.Module):
             state = read_state_dict(model_path)
             own = self.state_dict()
             state = _match_dataparallel_keys(state, own)
-            mismatch = _state_mismatch(state, own)
+            mismatch = state_mismatch(state, own)
             if mismatch:
                 raise ValueError(
                     f"{model_path!r} does not fit the model {self.name!r}: "
@@ -664,35 +664,6 @@ def _hard_golds(golds: Any, probs: Any, first_class: int) -> Any:
     ):
         return hard_labels(golds, first_class)
     return golds
-
-
-def _state_mismatch(
-    state: Dict[str, torch.Tensor], own: Dict[str, torch.Tensor], shown: int = 3
-) -> str:
-    """How ``state`` differs from the model's ``own`` state dict (missing and
-    unexpected names, different shapes; at most ``shown`` of each), or ""."""
-
-    def listed(names: List[str]) -> str:
-        more = f" and {len(names) - shown} more" if len(names) > shown else ""
-        return ", ".join(names[:shown]) + more
-
-    problems = []
-    missing = [name for name in own if name not in state]
-    unexpected = [name for name in state if name not in own]
-    reshaped = [
-        f"{name} {tuple(state[name].shape)} instead of {tuple(own[name].shape)}"
-        for name in own
-        if name in state
-        and isinstance(own[name], torch.Tensor)
-        and state[name].shape != own[name].shape
-    ]
-    if missing:
-        problems.append(f"it lacks {listed(missing)}")
-    if unexpected:
-        problems.append(f"it has unknown weights {listed(unexpected)}")
-    if reshaped:
-        problems.append(f"it has {listed(reshaped)}")
-    return "; ".join(problems)
 
 
 def _match_dataparallel_keys(

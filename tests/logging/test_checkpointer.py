@@ -121,6 +121,18 @@ class CheckpointerUnitTestCase(unittest.TestCase):
         ckpt.load_best_model(self.model)
         self.assertEqual(float(self.model.weight.detach()[0, 0]), 2.0)
 
+    def test_load_best_model_into_a_model_it_does_not_fit(self):
+        ckpt = self.make()
+        self.feed(ckpt, [0.5, 0.9])
+        other = nn.Linear(3, 2)
+        before = {k: v.clone() for k, v in other.state_dict().items()}
+        with self.assertRaisesRegex(
+            ValueError, r"best_model.pth' does not fit this model: .*weight"
+        ):
+            ckpt.load_best_model(other)
+        for name, value in other.state_dict().items():
+            self.assertTrue(torch.equal(value, before[name]))
+
     def test_bundle_is_plain_data(self):
         ckpt = self.make(checkpoint_every=1)
         ckpt.checkpoint(
@@ -388,6 +400,8 @@ class TaskMetricCheckpointerTestCase(unittest.TestCase):
             model.weight.zero_()
         ckpt.load_best_model(model)
         self.assertTrue(torch.equal(model.weight, original))
+        with self.assertRaisesRegex(ValueError, "does not fit this model: it lacks"):
+            ckpt.load_best_model(nn.Sequential(nn.Linear(2, 2)))
 
     def test_is_new_best_and_no_best(self):
         ckpt = self.make(checkpoint_task_metrics=[f"{LOSS}:min"])
