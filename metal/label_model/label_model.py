@@ -96,6 +96,10 @@ PROB_CLIP = (0.01, 0.99)
 # stay in cache between its construction and the matrix product).
 _CHUNK_ROWS = 8192
 
+# From this k on, the overlap counts are counted pair by pair rather than by a
+# dense one-hot product (see _unary_overlaps).
+_PAIRWISE_MIN_K = 16
+
 # Keys of clique vote patterns stay below this (see _PatternIndex).
 _MAX_PATTERN_KEY = 2**62
 
@@ -394,7 +398,15 @@ def _unary_overlaps(
 ) -> Tuple[torch.Tensor, int]:
     """``(counts, rows)``: the value-major ``X^T X`` (float64 ``[m*k, m*k]``)
     of the one-hot ``X`` of the dense ``chunks`` (each < 2**24 rows, so each
-    chunk's float32 product is exact), and their number of rows."""
+    chunk's float32 product is exact), and their number of rows.
+
+    For k up to ``_PAIRWISE_MIN_K - 1`` the product is one dense matrix
+    product per chunk (``c * (m*k)**2`` work, fast for small k); beyond, the
+    co-occurring (source, value) pairs are counted directly
+    (``_pairwise_overlaps``: ``c * m**2`` work, whatever k). Both give the
+    same integer counts."""
+    if k >= _PAIRWISE_MIN_K:
+        return _pairwise_overlaps(chunks, k, m, device)
     d = m * k
     counts = torch.zeros(d, d, dtype=torch.float64, device=device)
     buffer = torch.empty(_CHUNK_ROWS, d, dtype=torch.float32, device=device)
@@ -403,6 +415,33 @@ def _unary_overlaps(
         X = _one_hot(torch.from_numpy(chunk).to(device), k, buffer=buffer)
         counts += (X.T @ X).double()
         n += X.shape[0]
+    return counts, n
+
+
+def _pairwise_overlaps(
+    chunks: Iterator[np.ndarray], k: int, m: int, device: torch.device
+) -> Tuple[torch.Tensor, int]:
+    """``_unary_overlaps`` by counting: for every pair of sources ``a <= b``
+    and every row where both voted, one count at (value-major) row
+    ``(v-1)*m + a``, column ``(w-1)*m + b``; each chunk's entries are reduced
+    with ``torch.unique`` and added in. The counts of the pairs ``a < b`` are
+    then mirrored (their transposed entries are never counted directly, and
+    never fall on the diagonal, which holds the ``a == b`` counts)."""
+    d = m * k
+    counts = torch.zeros(d * d, dtype=torch.float64, device=device)
+    first, second = torch.triu_indices(m, m, device=device)
+    n = 0
+    for chunk in chunks:
+        Lc = torch.from_numpy(chunk).to(device).long()
+        n += Lc.shape[0]
+        va, vb = Lc[:, first], Lc[:, second]
+        both = (va > 0) & (vb > 0)
+        rows = (va[both] - 1) * m + first.expand_as(va)[both]
+        cols = (vb[both] - 1) * m + second.expand_as(vb)[both]
+        keys, found = torch.unique(rows * d + cols, return_counts=True)
+        counts.index_add_(0, keys, found.double())
+    counts = counts.view(d, d)
+    counts = counts + counts.T - torch.diag(torch.diagonal(counts))
     return counts, n
 
 

@@ -1071,6 +1071,60 @@ class DuplicateSourcesTest(unittest.TestCase):
                 LabelModel.load(path)
 
 
+class OverlapCountingTest(unittest.TestCase):
+    """The overlap counts by pairs of (source, value) (used from k=16 on)
+    equal the dense one-hot product, with abstains, for any k and m."""
+
+    @staticmethod
+    def dense_reference(L, k):
+        """Source-major counts ``L_ind^T L_ind`` by the definition."""
+        n, m = L.shape
+        X = np.zeros((n, m * k))
+        for i in range(m):
+            for v in range(k):
+                X[:, i * k + v] = L[:, i] == v + 1
+        return X.T @ X
+
+    def test_pairwise_counts_equal_the_dense_product(self):
+        rng = np.random.default_rng(0)
+        cpu = torch.device("cpu")
+        for k in (2, 3, 16, 41):
+            for m in (1, 2, 7):
+                with self.subTest(k=k, m=m):
+                    L = rng.integers(0, k + 1, (2500, m)).astype(np.int16)
+                    L[rng.random(L.shape) < 0.4] = 0  # abstains
+                    L[:, 0][:10] = 0  # rows where some sources abstain
+                    chunks = [L[:700], L[700:701], L[701:]]
+                    counts, n = label_model._pairwise_overlaps(iter(chunks), k, m, cpu)
+                    self.assertEqual(n, 2500)
+                    # value-major column v*m + i is source-major i*k + v
+                    j = np.arange(m * k)
+                    order = (j % m) * k + j // m
+                    expected = self.dense_reference(L, k)
+                    np.testing.assert_array_equal(
+                        counts.numpy(), expected[np.ix_(order, order)]
+                    )
+
+    def test_overlap_matrix_for_many_classes(self):
+        rng = np.random.default_rng(1)
+        k = 20
+        Y = rng.integers(1, k + 1, 4000)
+        L = np.stack([make_votes(Y, 0.7, 0.5, k, rng) for _ in range(6)], axis=1)
+        for deps in ([], [(0, 1)]):
+            with self.subTest(deps=deps):
+                model = LabelModel(k=k, verbose=False, seed=0)
+                model.train_model(L, deps=deps, n_epochs=5)
+                np.testing.assert_array_equal(
+                    model.O.numpy(), self.dense_reference(L, k) / len(L)
+                )
+        with mock.patch.object(label_model, "_PAIRWISE_MIN_K", 10**6):
+            dense = LabelModel(k=k, verbose=False, seed=0)
+            dense.train_model(L, n_epochs=5)
+        pairwise = LabelModel(k=k, verbose=False, seed=0)
+        pairwise.train_model(L, n_epochs=5)
+        np.testing.assert_array_equal(dense.mu.detach(), pairwise.mu.detach())
+
+
 class LabelModelBadInputTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
