@@ -26,15 +26,14 @@ functions that handle a Dask input import it themselves.
 """
 
 import sys
-import threading
-from contextlib import contextmanager
-from typing import Any, Callable, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
 
 from metal._checks import check_label_vector
 from metal.labels import LabelConvention, break_ties, check_tie_policy
+from metal.utils import _one_torch_thread
 
 __all__ = [
     "is_dask_array",
@@ -133,33 +132,6 @@ def dask_label_vector(Y: Any, name: str, rows: Any) -> Any:
 
 
 # ================================================== torch inside the blocks
-_torch_lock = threading.Lock()
-_torch_users = 0
-_torch_threads = 1
-
-
-@contextmanager
-def _one_torch_thread() -> Iterator[None]:
-    """Torch's intra-op work on one thread while any block function runs in
-    this process (the scheduler already runs one block per core; torch's own
-    parallel regions on top would oversubscribe the cores). Counted, so that
-    concurrent blocks restore the thread count only when the last one ends."""
-    global _torch_users, _torch_threads
-    with _torch_lock:
-        if _torch_users == 0:
-            _torch_threads = torch.get_num_threads()
-            if _torch_threads != 1:
-                torch.set_num_threads(1)
-        _torch_users += 1
-    try:
-        yield
-    finally:
-        with _torch_lock:
-            _torch_users -= 1
-            if _torch_users == 0 and _torch_threads != 1:
-                torch.set_num_threads(_torch_threads)
-
-
 def _run_block(fn: Callable[..., Any], block: Any, *args: Any, **kwargs: Any) -> Any:
     """``fn(block, *args, **kwargs)`` with torch on one thread and no autograd.
     A read-only block (a memory-mapped or cached shard) is copied, one block

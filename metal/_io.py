@@ -39,6 +39,7 @@ __all__ = [
     "json_default",
     "plain_number",
     "read_state_dict",
+    "reshaped_entries",
     "safe_torch_load",
     "state_mismatch",
     "to_plain",
@@ -353,6 +354,22 @@ def find_class(qualified: str, base: type, what: str = "class") -> type:
     return found
 
 
+def reshaped_entries(
+    state: Dict[str, torch.Tensor], own: Dict[str, torch.Tensor]
+) -> List[str]:
+    """``"name (saved shape) instead of (own shape)"`` for every tensor of
+    ``state`` whose name the model's ``own`` state dict has with another
+    shape, in ``own``'s order."""
+    return [
+        f"{name} {tuple(state[name].shape)} instead of {tuple(own[name].shape)}"
+        for name in own
+        if name in state
+        and isinstance(own[name], torch.Tensor)
+        and isinstance(state[name], torch.Tensor)
+        and state[name].shape != own[name].shape
+    ]
+
+
 def state_mismatch(
     state: Dict[str, torch.Tensor], own: Dict[str, torch.Tensor], shown: int = 3
 ) -> str:
@@ -366,13 +383,7 @@ def state_mismatch(
     problems = []
     missing = [name for name in own if name not in state]
     unexpected = [name for name in state if name not in own]
-    reshaped = [
-        f"{name} {tuple(state[name].shape)} instead of {tuple(own[name].shape)}"
-        for name in own
-        if name in state
-        and isinstance(own[name], torch.Tensor)
-        and state[name].shape != own[name].shape
-    ]
+    reshaped = reshaped_entries(state, own)
     if missing:
         problems.append(f"it lacks {listed(missing)}")
     if unexpected:

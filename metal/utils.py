@@ -8,6 +8,7 @@ Label conventions used throughout ``metal``:
 """
 
 import argparse
+import contextlib
 import copy
 import difflib
 import os
@@ -15,7 +16,7 @@ import random
 import sys
 import warnings
 from collections.abc import Mapping
-from typing import Any, Callable, Dict, List, Optional, Sequence, Union
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Union
 
 import numpy as np
 import scipy.sparse as sparse
@@ -641,6 +642,31 @@ def place_on_gpu(data):
         f"place_on_gpu expects tensors or lists/tuples of them; found "
         f"{type(data).__name__}."
     )
+
+
+@contextlib.contextmanager
+def _one_torch_thread() -> Iterator[None]:
+    """Run torch's intra-op work on one thread inside the block; the calling
+    thread's previous count is restored on exit.
+
+    Used around passes that bring their own parallelism (worker threads over
+    row chunks, Dask blocks run one per core) or that run many small kernels
+    (the label model's optimizer steps): torch's parallel regions on top would
+    oversubscribe the cores, and on a machine whose cores are busy each region
+    waits for a time slice. Torch's count is a setting of the calling thread
+    (a thread started later begins with the last count set), so each thread
+    that runs torch work wraps it in this itself, and concurrent users never
+    undo each other's setting.
+    """
+    threads = torch.get_num_threads()
+    if threads == 1:
+        yield
+        return
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def _resolve_device(device) -> torch.device:

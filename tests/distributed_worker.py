@@ -228,8 +228,8 @@ def end_model_on_loader(out_dir: str, rank: int) -> dict:
     return _scenario_result("emdl", out_dir, rank, model, seen, accuracy)
 
 
-class RecordingDictDataset(DictDataset):
-    """A ``DictDataset`` that notes every index read."""
+class Recording:
+    """Mixin for a dataset class: notes every index read, in ``seen``."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -238,6 +238,10 @@ class RecordingDictDataset(DictDataset):
     def __getitem__(self, index):
         self.seen.append(int(index))
         return super().__getitem__(index)
+
+
+class RecordingDictDataset(Recording, DictDataset):
+    """A ``DictDataset`` that notes every index read."""
 
 
 def mmtl_trainer(out_dir: str, rank: int) -> dict:
@@ -296,16 +300,8 @@ def mmtl_trainer(out_dir: str, rank: int) -> dict:
     )
 
 
-class RecordingMmtlDataset(MmtlDataset):
+class RecordingMmtlDataset(Recording, MmtlDataset):
     """An ``MmtlDataset`` that notes every index read."""
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.seen = []
-
-    def __getitem__(self, index):
-        self.seen.append(int(index))
-        return super().__getitem__(index)
 
 
 def multitask_trainer(out_dir: str, rank: int) -> dict:

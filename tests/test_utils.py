@@ -2,9 +2,11 @@ import argparse
 import contextlib
 import io
 import random
+import threading
 import unittest
 import warnings
 from collections import namedtuple
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import scipy.sparse as sparse
@@ -12,6 +14,7 @@ import torch
 
 from metal.utils import (
     MetalDataset,
+    _one_torch_thread,
     add_flags_from_config,
     arraylike_to_numpy,
     categorical_to_plusminus,
@@ -649,6 +652,41 @@ class TestDevices(unittest.TestCase):
             move_to_device(torch.ones(1), "gpu please")
         with self.assertRaisesRegex(ValueError, "device"):
             move_to_device(torch.ones(1), 1.5)
+
+
+class TestOneTorchThread(unittest.TestCase):
+    def test_one_thread_inside_and_restored_on_exit(self):
+        before = torch.get_num_threads()
+        torch.set_num_threads(2)
+        try:
+            with _one_torch_thread():
+                self.assertEqual(torch.get_num_threads(), 1)
+                with _one_torch_thread():  # nested: stays at one
+                    self.assertEqual(torch.get_num_threads(), 1)
+                self.assertEqual(torch.get_num_threads(), 1)
+            self.assertEqual(torch.get_num_threads(), 2)
+        finally:
+            torch.set_num_threads(before)
+
+    def test_concurrent_threads_each_run_on_one_thread(self):
+        before = torch.get_num_threads()
+        torch.set_num_threads(2)
+        try:
+            entered = threading.Barrier(2)
+            seen = []
+
+            def user():
+                with _one_torch_thread():
+                    entered.wait(timeout=10)
+                    seen.append(torch.get_num_threads())
+
+            with ThreadPoolExecutor(2) as pool:
+                for future in [pool.submit(user) for _ in range(2)]:
+                    future.result(timeout=20)
+            self.assertEqual(seen, [1, 1])
+            self.assertEqual(torch.get_num_threads(), 2)  # the caller's count
+        finally:
+            torch.set_num_threads(before)
 
 
 class TestSetSeed(unittest.TestCase):

@@ -34,7 +34,6 @@ tree-reduced, and ``predict_proba``/``predict`` of it return lazy dask arrays
 computed from the model's small weights (``_Posterior``).
 """
 
-import contextlib
 import threading
 import warnings
 from concurrent.futures import ThreadPoolExecutor
@@ -78,7 +77,7 @@ from metal.run import (
     finish_writer,
     optimizer_settings,
 )
-from metal.utils import check_seed, merge_config
+from metal.utils import _one_torch_thread, check_seed, merge_config
 
 # ``objective(x) -> (loss, gradient)`` of a flat float64 iterate ``x``.
 Objective = Callable[[np.ndarray], Tuple[float, np.ndarray]]
@@ -135,26 +134,6 @@ _STATISTICS = ("O", "O_inv", "mu_init", "Q", "P")
 # The buffers of the clique tables of a dependency model (the tables, and the
 # observed vote patterns their rows belong to).
 _CLIQUE_BUFFERS = ("mu_higher", "clique_patterns", "clique_pattern_counts")
-
-
-@contextlib.contextmanager
-def _one_torch_thread() -> Iterator[None]:
-    """Run torch's intra-op work on one thread inside the block.
-
-    The optimizer steps work on a tensor of ``d*k`` entries, but some of torch's
-    elementwise kernels (``sqrt`` in Adam/RMSprop) still open a parallel region,
-    and on a machine whose cores are busy each region waits for a time slice
-    (milliseconds per step). The previous thread count is restored on exit.
-    """
-    threads = torch.get_num_threads()
-    if threads == 1:
-        yield
-        return
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _check_run_settings(config: dict) -> None:
@@ -443,6 +422,14 @@ def _pairwise_overlaps(
     counts = counts.view(d, d)
     counts = counts + counts.T - torch.diag(torch.diagonal(counts))
     return counts, n
+
+
+def _equal_columns(O: np.ndarray) -> np.ndarray:
+    """Bool ``[d, d]``: which pairs of indicator columns are equal on every
+    item, read from the overlap matrix ``O`` (exact counts / n): columns i
+    and j are equal iff ``O[i, j] = O[i, i] = O[j, j]``."""
+    diag = np.diag(O)
+    return (O == diag[:, None]) & (O == diag[None, :])
 
 
 def _add_chunk_patterns(
@@ -1060,11 +1047,11 @@ class LabelModel(Classifier):
         k, m = self.k, self.m
         if self._uses_custom_indicators() or self.d != m * k or m < 2:
             return {}
-        O = self._stat("O").reshape(m, k, m, k)
-        diag = np.einsum("avav->av", O)  # [m, k]
-        cross = np.einsum("avbv->abv", O)  # [m, m, k]
-        same = np.all((cross == diag[:, None, :]) & (cross == diag[None, :, :]), axis=2)
-        same &= diag.sum(axis=1)[:, None] > 0  # a source that never votes is no copy
+        O = self._stat("O")
+        equal = _equal_columns(O).reshape(m, k, m, k)
+        same = np.all(np.diagonal(equal, axis1=1, axis2=3), axis=2)  # [m, m]
+        voted = np.diag(O).reshape(m, k).sum(axis=1) > 0
+        same &= voted[:, None]  # a source that never votes is no copy
         adjacent = np.zeros((m, m), dtype=bool)
         for _, attrs in self.c_tree.nodes(data=True):
             members = list(attrs["members"])
@@ -1127,10 +1114,11 @@ class LabelModel(Classifier):
         columns = np.flatnonzero(self._fit_columns())
         causes = []
         equal: Dict[Tuple[int, int], List[Tuple[int, int]]] = {}
-        for i in columns:  # pairs of equal indicator columns of two sources
-            for j in columns:
-                if i // k < j // k and O[i, j] == diag[i] == diag[j]:
-                    equal.setdefault((i // k, j // k), []).append((i % k, j % k))
+        tied = _equal_columns(O)[np.ix_(columns, columns)]
+        rows, cols = np.nonzero(tied & (columns[:, None] // k < columns[None, :] // k))
+        for i, j in zip(columns[rows].tolist(), columns[cols].tolist()):
+            # pairs of equal indicator columns of two sources
+            equal.setdefault((i // k, j // k), []).append((i % k, j % k))
         active = self._fit_columns().reshape(m, k).sum(axis=1)
         rare = []
         for (a, b), values in sorted(equal.items()):

@@ -33,7 +33,8 @@ import numpy as np
 import torch
 
 from metal._checks import check_float_array, check_int
-from metal.label_model.label_model import LabelModel, _one_torch_thread
+from metal.label_model.label_model import LabelModel
+from metal.utils import _one_torch_thread
 
 __all__ = ["dependency_strengths", "dependency_threshold", "learn_dependencies"]
 
@@ -95,11 +96,8 @@ def dependency_strengths(
     scale[scale == 0] = 1.0
     partial = np.abs(sparse_part / np.outer(scale, scale))
     source = columns // k
-    for a in range(len(columns)):
-        for b in range(len(columns)):
-            i, j = source[a], source[b]
-            if i != j and partial[a, b] > strengths[i, j]:
-                strengths[i, j] = partial[a, b]
+    np.maximum.at(strengths, (source[:, None], source[None, :]), partial)
+    np.fill_diagonal(strengths, 0.0)
     strengths = np.minimum(np.maximum(strengths, strengths.T), 1.0)
     return strengths
 

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from metal._io import atomic_torch_save, read_state_dict
+from metal._io import atomic_torch_save, read_state_dict, reshaped_entries
 from metal.labels import ONE_BASED, break_ties
 from metal.mmtl.classifier import MultitaskClassifier, _match_dataparallel_keys
 from metal.mmtl.payload import Payload
@@ -295,14 +295,7 @@ class MetalModel(MultitaskClassifier):
                 dict, or holds weights whose shapes do not fit the model.
         """
         state = _match_dataparallel_keys(read_state_dict(model_path), self.state_dict())
-        own = self.state_dict()
-        misfits = [
-            f"{key} {tuple(value.shape)} instead of {tuple(own[key].shape)}"
-            for key, value in state.items()
-            if key in own
-            and isinstance(value, torch.Tensor)
-            and value.shape != own[key].shape
-        ]
+        misfits = reshaped_entries(state, self.state_dict())
         if misfits:
             raise ValueError(
                 f"The weights in {model_path!r} do not fit this model: "
