@@ -19,6 +19,10 @@ Targets (from the project's issue):
     form's fit + predict (one thread), with identical mu and probabilities.
   * Under load: the fit of int8 and int64 L with one busy competing process
     slows in proportion to the lost CPU (at most 2x on two cores), not 10x.
+  * Many classes: n=100,000, m=10, 50% coverage, k in {100, 300, 1000}:
+    fit + predict time and peak memory; k=1000 within 60 s and 2 GB, with
+    accuracy at least majority vote's. Reported with the time of a majority
+    vote over the same L (chunked bincount) as the in-process baseline.
 
 Usage: ``python benchmarks/label_model.py [--quick]`` (``--quick`` shrinks n).
 """
@@ -41,11 +45,12 @@ GB = 1024**3
 def make_label_matrix(n, m, k, coverage, seed=0, chunk=250_000):
     """Synthetic votes: each source votes with prob ``coverage``, correctly with a
     per-source accuracy in [0.55, 0.9], else a uniformly random wrong class.
-    Generated in chunks straight into an int8 matrix."""
+    Generated in chunks straight into an int8 matrix (int16 for k > 127)."""
     rng = np.random.default_rng(seed)
     accuracy = rng.uniform(0.55, 0.9, m)
-    Y = rng.integers(1, k + 1, n).astype(np.int8)
-    L = np.zeros((n, m), dtype=np.int8)
+    dtype = np.int8 if k <= np.iinfo(np.int8).max else np.int16
+    Y = rng.integers(1, k + 1, n).astype(dtype)
+    L = np.zeros((n, m), dtype=dtype)
     for start in range(0, n, chunk):
         y = Y[start : start + chunk, None]
         rows = len(y)
@@ -60,6 +65,20 @@ def majority_vote(L, k):
     """One vectorised pass: per-class vote counts, argmax (first on ties)."""
     counts = np.stack([(L == c).sum(axis=1) for c in range(1, k + 1)], axis=1)
     return counts.argmax(axis=1) + 1
+
+
+def majority_vote_many(L, k, chunk=10_000):
+    """Majority vote for many classes: per-row vote counts by one bincount per
+    chunk of rows (``[chunk, k+1]``, never ``[n, k]``), argmax over 1..k
+    (first on ties)."""
+    n, m = L.shape
+    labels = np.empty(n, dtype=np.int64)
+    for start in range(0, n, chunk):
+        block = L[start : start + chunk].astype(np.int64)
+        rows = np.arange(len(block))[:, None] * (k + 1)
+        counts = np.bincount((rows + block).ravel(), minlength=len(block) * (k + 1))
+        labels[start : start + chunk] = counts.reshape(-1, k + 1)[:, 1:].argmax(1) + 1
+    return labels
 
 
 def best_time(fn, repeats):
@@ -169,6 +188,74 @@ def scenario_synthetic(n, m, k, coverage, repeats, reference):
         result["t_metal_reference"] = time.perf_counter() - start
         result["acc_metal_reference"] = float(np.mean(ref_probs.argmax(1) + 1 == Y))
     return result
+
+
+def scenario_many_classes(n, m, k, coverage):
+    """One fit + predict (default settings) with many classes; peak memory of
+    the whole process and above the generated data."""
+    import torch
+
+    from metal.label_model import LabelModel
+
+    torch.set_num_threads(max(1, os.cpu_count() or 1))
+    L, Y = make_label_matrix(n, m, k, coverage)
+    small, _ = make_label_matrix(2_000, m, 20, coverage, seed=1)
+    LabelModel(k=20, verbose=False, seed=0).train_model(small)  # warm-up
+    t_mv, mv_pred = best_time(lambda: majority_vote_many(L, k), 3)
+    base = memory_status()["VmRSS"]
+    has_peak = reset_peak_memory()
+    start = time.perf_counter()
+    model = LabelModel(k=k, verbose=False, seed=0)
+    model.train_model(L)
+    t_fit = time.perf_counter() - start
+    probs = model.predict_proba(L)
+    t_lm = time.perf_counter() - start
+    peak = memory_status()["VmHWM"] if has_peak else None
+    return {
+        "k": k,
+        "t_fit": t_fit,
+        "t_label_model": t_lm,
+        "t_majority_vote": t_mv,
+        "acc_label_model": float(np.mean(probs.argmax(axis=1) + 1 == Y)),
+        "acc_majority_vote": float(np.mean(mv_pred == Y)),
+        "peak_above_data_gb": None if peak is None else (peak - base) / GB,
+        "peak_total_gb": None if peak is None else peak / GB,
+        "O_layout": str(model.O.layout),
+    }
+
+
+def print_many_classes(n, ks):
+    print(
+        f"\n[many classes: n={n:,}, m=10, 50% coverage, default settings; "
+        "one fit + predict each, in a fresh process]"
+    )
+    print(
+        f"  {'k':>5s} {'fit+predict':>12s} {'(fit)':>8s} {'/ MV pass':>10s} "
+        f"{'peak total':>11s} {'above data':>11s} {'accuracy':>9s} {'MV':>7s}  O"
+    )
+    for k in ks:
+        res = run_in_subprocess(dict(kind="many", n=n, m=10, k=k, coverage=0.5))
+        total, above = res["peak_total_gb"], res["peak_above_data_gb"]
+        print(
+            f"  {k:5d} {res['t_label_model']:10.1f} s {res['t_fit']:6.1f} s "
+            f"{res['t_label_model'] / res['t_majority_vote']:9.0f}x "
+            f"{total if total is not None else float('nan'):8.2f} GB "
+            f"{above if above is not None else float('nan'):8.2f} GB "
+            f"{res['acc_label_model']:9.4f} {res['acc_majority_vote']:7.4f}  "
+            f"{res['O_layout'].replace('torch.', '')}"
+        )
+        if k == 1000:
+            checks = [
+                ("fit+predict <= 60 s", res["t_label_model"] <= 60),
+                (
+                    "accuracy >= majority vote",
+                    res["acc_label_model"] >= res["acc_majority_vote"],
+                ),
+            ]
+            if total is not None:
+                checks.append(("peak memory <= 2 GB", total <= 2.0))
+            for label, ok in checks:
+                print(f"        k=1000 {label}: {verdict(ok)}")
 
 
 def label_matrix_forms(L):
@@ -338,6 +425,8 @@ def run_child(args):
         result = scenario_under_load(**spec)
     elif kind == "snorkel":
         result = scenario_snorkel(**spec)
+    elif kind == "many":
+        result = scenario_many_classes(**spec)
     else:
         result = scenario_real_data()
     print("RESULT " + json.dumps(result))
@@ -476,6 +565,9 @@ def main():
         )
 
     print_input_forms(n1, repeats=2 if args.quick else 3)
+
+    # The fit's cost grows with k, not n: --quick keeps n and drops k=1000.
+    print_many_classes(100_000, (100, 300) if args.quick else (100, 300, 1000))
 
     snorkel = run_in_subprocess(dict(kind="snorkel", n=n1, m=50, k=2, coverage=0.25))
     if "skipped" in snorkel:

@@ -10,6 +10,7 @@ import sys
 import tempfile
 import time
 import unittest
+from unittest import mock
 
 import numpy as np
 import torch
@@ -27,6 +28,7 @@ from metal.label_model import (
     MajorityClassVoter,
     MajorityLabelVoter,
     RandomVoter,
+    label_model,
 )
 from metal.labels import ONE_BASED, break_ties
 
@@ -206,6 +208,26 @@ class DaskLabelModelTest(DaskThreadedTestCase):
         np.testing.assert_allclose(
             probs.compute(), memory.predict_proba(self.L), atol=ATOL
         )
+
+    def test_many_classes_match_in_memory(self):
+        """k=20: sparse overlap counts per block (summed as sparse matrices),
+        O stored sparse, posteriors by summed rows; the same as in memory."""
+        L, _ = make_votes(6000, 5, 20, seed=4)
+        L_dask = da.from_array(L, chunks=(1700, 5))
+        for deps in ([], [(3, 4)]):
+            with self.subTest(deps=deps):
+                with mock.patch.object(label_model, "_DENSE_O_MAX_COLUMNS", 50):
+                    memory, lazy = fit(L, 20, deps=deps), fit(L_dask, 20, deps=deps)
+                self.assertEqual(lazy.O.layout, torch.sparse_coo)
+                np.testing.assert_array_equal(
+                    lazy.O.to_dense().numpy(), memory.O.to_dense().numpy()
+                )
+                np.testing.assert_allclose(mu_of(lazy), mu_of(memory), atol=ATOL)
+                np.testing.assert_allclose(
+                    lazy.predict_proba(L_dask).compute(),
+                    memory.predict_proba(L),
+                    atol=ATOL,
+                )
 
     def test_predict_with_probs_and_score(self):
         memory, lazy = self.models["no deps"]

@@ -27,20 +27,29 @@ with full-batch ``torch.optim`` steps on analytic NumPy gradients (milliseconds
 for typical m, k). Each statistic (``O``, ``O_inv``, ``mu_init``, ``Q``, ``P``) is
 stored once, as a registered float64 buffer; the NumPy code reads views of it.
 
+Many classes: from ``k = 16`` the passes read the votes cast, not their one-hot
+(O counted by pairs of votes, posteriors by summed rows of log mu); beyond
+``_DENSE_O_MAX_COLUMNS`` indicator columns O is a sparse COO buffer; and the mu
+objective is evaluated from per-source ``k x k`` Gram matrices and products with
+O (``_mu_objective``), never from a ``[d, d]`` residual.
+
 A ``dask.array.Array`` L is never gathered: the same per-chunk code runs on
 each of its row blocks on the active Dask scheduler (``metal._dask``), the
-block results (counts ``[d, d]``, observed patterns, weighted counts) are
-tree-reduced, and ``predict_proba``/``predict`` of it return lazy dask arrays
-computed from the model's small weights (``_Posterior``).
+block results (counts ``[d, d]``, sparse for many classes, observed patterns,
+weighted counts) are tree-reduced, and ``predict_proba``/``predict`` of it
+return lazy dask arrays computed from the model's small weights
+(``_Posterior``).
 """
 
 import threading
 import warnings
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 import scipy.optimize as optimize
+import scipy.sparse as sparse
 import scipy.sparse.linalg as sparse_linalg
 import torch
 import torch.nn as nn
@@ -95,8 +104,9 @@ PROB_CLIP = (0.01, 0.99)
 # stay in cache between its construction and the matrix product).
 _CHUNK_ROWS = 8192
 
-# From this k on, the overlap counts are counted pair by pair rather than by a
-# dense one-hot product (see _unary_overlaps).
+# From this k on, the passes over L read the votes cast rather than their dense
+# one-hot: the overlap counts are counted pair by pair (see _unary_overlaps)
+# and the posterior sums the rows of log mu of the votes (_summed_rows).
 _PAIRWISE_MIN_K = 16
 
 # Keys of clique vote patterns stay below this (see _PatternIndex).
@@ -109,6 +119,21 @@ _MAX_PATTERN_KEY = 2**62
 # refused up front with a ValueError giving its size; raise it on a machine
 # with more memory.
 MAX_ARRAY_BYTES = 4 * 2**30
+
+# The overlap matrix O is stored dense up to this many indicator columns
+# (d = m*k; 128 MB of float64), beyond as a torch sparse COO tensor: O has at
+# most n*m**2 non-zeros, while its dense form grows like (m*k)**2 (0.8 GB at
+# m=10, k=1000). The mu fit reads O in the same form (``_FitTarget``).
+_DENSE_O_MAX_COLUMNS = 4096
+
+# Column block of the sparse products of the mu fit (keeps the block of mu
+# that the non-zeros of a row read in cache).
+_SPARSE_PRODUCT_COLUMNS = 64
+
+# Optimizer steps over fewer parameters than this run on one torch thread (for
+# such small steps a parallel region costs more than it saves, and waits for a
+# time slice on a busy machine).
+_PARALLEL_STEP_MIN = 1 << 20
 
 # Largest matrix whose eigenpairs are found by a dense solver (larger ones use
 # Lanczos iterations, which need only matrix-vector products).
@@ -362,6 +387,18 @@ def _one_hot(
     return X
 
 
+def _summed_rows(Lc: torch.Tensor, table: torch.Tensor, m: int) -> torch.Tensor:
+    """``one_hot(Lc) @ table`` for a value-major ``table [m*k, k]``, by summing
+    the rows of the votes cast (``c * m * k`` work instead of the product's
+    ``c * m * k**2``): row ``(v-1)*m + i`` for source i voting v."""
+    votes = Lc.long()
+    index = (votes - 1).clamp(min=0) * m + torch.arange(m, device=Lc.device)
+    weights = (votes > 0).to(table.dtype)
+    return nn.functional.embedding_bag(
+        index, table, mode="sum", per_sample_weights=weights
+    )
+
+
 def _block_votes(
     Lc: torch.Tensor, members: Sequence[int]
 ) -> Tuple[torch.Tensor, torch.Tensor]:
@@ -380,10 +417,10 @@ def _unary_overlaps(
     chunk's float32 product is exact), and their number of rows.
 
     For k up to ``_PAIRWISE_MIN_K - 1`` the product is one dense matrix
-    product per chunk (``c * (m*k)**2`` work, fast for small k); beyond, the
-    co-occurring (source, value) pairs are counted directly
-    (``_pairwise_overlaps``: ``c * m**2`` work, whatever k). Both give the
-    same integer counts."""
+    product per chunk (``c * (m*k)**2`` work, fast for small k; a dense
+    tensor); beyond, the co-occurring (source, value) pairs are counted
+    directly (``_pairwise_overlaps``: ``c * m**2`` work whatever k, a
+    ``scipy.sparse`` matrix). Both give the same integer counts."""
     if k >= _PAIRWISE_MIN_K:
         return _pairwise_overlaps(chunks, k, m, device)
     d = m * k
@@ -399,16 +436,22 @@ def _unary_overlaps(
 
 def _pairwise_overlaps(
     chunks: Iterator[np.ndarray], k: int, m: int, device: torch.device
-) -> Tuple[torch.Tensor, int]:
-    """``_unary_overlaps`` by counting: for every pair of sources ``a <= b``
-    and every row where both voted, one count at (value-major) row
-    ``(v-1)*m + a``, column ``(w-1)*m + b``; each chunk's entries are reduced
-    with ``torch.unique`` and added in. The counts of the pairs ``a < b`` are
-    then mirrored (their transposed entries are never counted directly, and
-    never fall on the diagonal, which holds the ``a == b`` counts)."""
+) -> Tuple[sparse.csr_matrix, int]:
+    """``_unary_overlaps`` by counting, as a sparse matrix: for every pair of
+    sources ``a <= b`` and every row where both voted, one count at
+    (value-major) row ``(v-1)*m + a``, column ``(w-1)*m + b``. Each chunk's
+    entries are reduced with ``torch.unique``, the chunks' results once more
+    at the end; the counts of the pairs ``a < b`` are then mirrored (their
+    transposed entries are never counted directly, and never fall on the
+    diagonal, which holds the ``a == b`` counts).
+
+    Returns a float64 ``scipy.sparse.csr_matrix [m*k, m*k]`` of the counts
+    (at most ``c * m * (m+1)`` stored entries for c rows, however large k is)
+    and the number of rows."""
     d = m * k
-    counts = torch.zeros(d * d, dtype=torch.float64, device=device)
     first, second = torch.triu_indices(m, m, device=device)
+    found_keys: List[torch.Tensor] = []
+    found_counts: List[torch.Tensor] = []
     n = 0
     for chunk in chunks:
         Lc = torch.from_numpy(chunk).to(device).long()
@@ -417,11 +460,31 @@ def _pairwise_overlaps(
         both = (va > 0) & (vb > 0)
         rows = (va[both] - 1) * m + first.expand_as(va)[both]
         cols = (vb[both] - 1) * m + second.expand_as(vb)[both]
-        keys, found = torch.unique(rows * d + cols, return_counts=True)
-        counts.index_add_(0, keys, found.double())
-    counts = counts.view(d, d)
-    counts = counts + counts.T - torch.diag(torch.diagonal(counts))
-    return counts, n
+        keys, counts = torch.unique(rows * d + cols, return_counts=True)
+        found_keys.append(keys)
+        found_counts.append(counts)
+    if len(found_keys) > 1:
+        keys, inverse = torch.unique(torch.cat(found_keys), return_inverse=True)
+        counts = torch.zeros(len(keys), dtype=torch.int64, device=device)
+        counts.index_add_(0, inverse, torch.cat(found_counts))
+    elif found_keys:
+        keys, counts = found_keys[0], found_counts[0]
+    else:
+        keys = counts = torch.zeros(0, dtype=torch.int64)
+    keys, counts = keys.cpu().numpy(), counts.cpu().numpy().astype(np.float64)
+    rows, cols = np.divmod(keys, d)
+    off = rows != cols
+    rows, cols = np.concatenate([rows, cols[off]]), np.concatenate([cols, rows[off]])
+    counts = np.concatenate([counts, counts[off]])
+    return sparse.csr_matrix((counts, (rows, cols)), shape=(d, d)), n
+
+
+def _host_counts(counts: Any) -> Any:
+    """Overlap counts as a NumPy array (from a dense tensor) or a
+    ``scipy.sparse`` matrix (as ``_pairwise_overlaps`` gives them)."""
+    if isinstance(counts, torch.Tensor):
+        return counts.cpu().numpy()
+    return counts
 
 
 def _equal_columns(O: np.ndarray) -> np.ndarray:
@@ -512,7 +575,10 @@ class _Posterior:
     ) -> torch.Tensor:
         """Unnormalised log posterior ``[c, k]`` of a dense chunk ``Lc``."""
         _, log_mu_vm, log_p, log_tables = self.weights
-        scores = _one_hot(Lc, self.k, buffer=buffer) @ log_mu_vm
+        if self.k >= _PAIRWISE_MIN_K:
+            scores = _summed_rows(Lc, log_mu_vm, self.m)
+        else:
+            scores = _one_hot(Lc, self.k, buffer=buffer) @ log_mu_vm
         if use_tables and log_tables is not None:
             scores += self.junction_tree_correction(Lc)
         return scores + log_p
@@ -587,7 +653,7 @@ def _dask_overlaps(block: np.ndarray, k: int, start: int = 0) -> Tuple[Any, int]
     block = _valid_block(block, k)
     chunks = iter_dense_chunks(block, _CHUNK_ROWS)
     counts, n = _unary_overlaps(chunks, k, block.shape[1], torch.device("cpu"))
-    return counts.numpy(), n
+    return _host_counts(counts), n
 
 
 def _dask_patterns(
@@ -627,13 +693,42 @@ def _dask_probabilities(
 ) -> np.ndarray:
     block = _valid_block(block, posterior.k)
     probs = np.empty((block.shape[0], posterior.k))
-    buffer = torch.empty(_CHUNK_ROWS, posterior.m * posterior.k)
+    buffer = None
+    if posterior.k < _PAIRWISE_MIN_K:
+        buffer = torch.empty(_CHUNK_ROWS, posterior.m * posterior.k)
     row = 0
     for chunk in iter_dense_chunks(block, _CHUNK_ROWS):
         chunk_probs = posterior.probabilities(torch.from_numpy(chunk), buffer)
         probs[row : row + chunk.shape[0]] = chunk_probs
         row += chunk.shape[0]
     return probs
+
+
+class _FitTarget:
+    """The target of the mu fit with the entries the mask leaves out set to 0:
+    ``T = target * mask`` (float64 ``[d, d]``, symmetric), dense (a NumPy array)
+    or sparse (a torch CSR tensor). The fit needs only its squared norm and
+    products ``T @ X`` with ``[d, k]`` arrays (``times``)."""
+
+    def __init__(self, matrix: Any) -> None:
+        self.matrix = matrix
+        if isinstance(matrix, np.ndarray):
+            self.squared_norm = float(np.vdot(matrix, matrix))
+        else:
+            values = matrix.values()
+            self.squared_norm = float(torch.dot(values, values))
+
+    def times(self, X: np.ndarray, out: np.ndarray) -> np.ndarray:
+        """``T @ X`` for a float64 ``[d, k]`` array, written into ``out``."""
+        if isinstance(self.matrix, np.ndarray):
+            return np.matmul(self.matrix, X, out=out)
+        # A sparse product reads a row of X for each non-zero: by column
+        # blocks, the block of X stays in cache.
+        X_t, out_t = torch.from_numpy(X), torch.from_numpy(out)
+        width = _SPARSE_PRODUCT_COLUMNS
+        for c in range(0, X.shape[1], width):
+            out_t[:, c : c + width] = self.matrix @ X_t[:, c : c + width].contiguous()
+        return out
 
 
 class LabelModel(Classifier):
@@ -955,43 +1050,58 @@ class LabelModel(Classifier):
         n_chunks = -(-self._n_rows(L) // _CHUNK_ROWS)
         return max(1, min(torch.get_num_threads(), n_chunks))
 
-    def _overlap_matrix(self, L: Any) -> np.ndarray:
+    def _overlap_matrix(self, L: Any) -> Any:
         """``O = L_ind^T L_ind / n`` (float64 ``[m*k, m*k]``, source-major
         columns), accumulated chunk by chunk without materialising the one-hot
         of all of L. A dask L is reduced block by block on the active Dask
-        scheduler (its values are validated there)."""
+        scheduler (its values are validated there).
+
+        Returns a dense NumPy array for ``k < _PAIRWISE_MIN_K`` (and for a
+        subclass's own indicators), else a ``scipy.sparse.csr_matrix``: O has
+        at most ``n * m**2`` non-zeros however large k is."""
         device = self._device()
         d = self.m * self.k
         custom = self._uses_custom_indicators()
 
-        def overlaps(chunks: Iterator[Tuple[int, Any]]) -> Tuple[torch.Tensor, int]:
+        def overlaps(chunks: Iterator[Tuple[int, Any]]) -> Tuple[Any, int]:
             if not custom:
                 dense = (chunk for _, chunk in chunks)
-                return _unary_overlaps(dense, self.k, self.m, device)
-            counts = torch.zeros(d, d, dtype=torch.float64, device=device)
+                counts, n = _unary_overlaps(dense, self.k, self.m, device)
+                return _host_counts(counts), n
+            total = torch.zeros(d, d, dtype=torch.float64, device=device)
             n = 0
             for _, chunk in chunks:
                 X = torch.as_tensor(self._create_L_ind(chunk), dtype=torch.float32)
                 X = X.to(device)
                 # Per-chunk counts are exact in float32 (chunks < 2**24 rows).
-                counts += (X.T @ X).double()
+                total += (X.T @ X).double()
                 n += X.shape[0]
-            return counts, n
+            return total.cpu().numpy(), n
 
         if is_dask_array(L) and not custom:
-            counts, n = reduce_row_blocks(L, _dask_overlaps, self.k)
-            parts = [(torch.from_numpy(counts), n)]
+            parts = [reduce_row_blocks(L, _dask_overlaps, self.k)]
         else:
             parts = _share_chunks(
                 overlaps, self._iter_L_chunks(L), self._n_rows, self._pass_workers(L)
             )
         # Sums of integer counts: exact, so the same however the chunks were shared.
-        O = sum(counts for counts, _ in parts).cpu().numpy()
-        O = O / max(sum(n for _, n in parts), 1)
-        if not custom:
-            order = self._value_major_to_source_major(d)
-            O = O[np.ix_(order, order)]
-        return O
+        counts = parts[0][0]
+        for part, _ in parts[1:]:
+            counts = counts + part
+        n = max(sum(rows for _, rows in parts), 1)
+        if custom:
+            return counts / n
+        order = self._value_major_to_source_major(d)
+        if not sparse.issparse(counts):
+            return counts[np.ix_(order, order)] / n
+        # The same reordering of a sparse O: value-major index order[j] becomes j.
+        position = np.empty(d, dtype=np.int64)
+        position[order] = np.arange(d)
+        counts = counts.tocoo()
+        return sparse.csr_matrix(
+            (counts.data / n, (position[counts.row], position[counts.col])),
+            shape=(d, d),
+        )
 
     def _value_major_to_source_major(self, d_unary: int) -> np.ndarray:
         """Index array mapping source-major column ``i*k + v`` to ``v*m + i``."""
@@ -1002,11 +1112,72 @@ class LabelModel(Classifier):
         """Compute the unary overlap matrix ``self.O`` (float64 ``[d, d]``)."""
         self._set_O(self._overlap_matrix(L))
 
-    def _set_O(self, O: np.ndarray) -> None:
-        """Store a copy of the overlap matrix ``O [d, d]`` as the float64 buffer
-        ``self.O`` and set ``self.d``."""
-        self.d = O.shape[0]
-        self._set_tensor("O", torch.tensor(O, dtype=torch.float64))
+    def _set_O(self, O: Any) -> None:
+        """Store a copy of the overlap matrix ``O [d, d]`` (a NumPy array or a
+        ``scipy.sparse`` matrix) as the float64 buffer ``self.O`` and set
+        ``self.d``: dense up to ``_DENSE_O_MAX_COLUMNS`` columns, beyond a
+        coalesced torch sparse COO tensor (``O.to_dense()`` gives the matrix)."""
+        self.d = d = O.shape[0]
+        if d <= _DENSE_O_MAX_COLUMNS:
+            dense = O.toarray() if sparse.issparse(O) else O
+            self._set_tensor("O", torch.tensor(dense, dtype=torch.float64))
+            return
+        coo = sparse.coo_matrix(O)
+        coo.sum_duplicates()
+        indices = torch.from_numpy(np.vstack([coo.row, coo.col]).astype(np.int64))
+        values = torch.from_numpy(coo.data.astype(np.float64))
+        tensor = torch.sparse_coo_tensor(
+            indices, values, (d, d), check_invariants=False
+        ).coalesce()
+        self._set_tensor("O", tensor)
+
+    def _diag_O(self) -> np.ndarray:
+        """``diag(O)`` (float64 ``[d]``, the propensity of each column)."""
+        O = self._buffers["O"]
+        if O.layout == torch.strided:
+            return np.diag(self._stat("O")).copy()
+        indices, values = O.indices().cpu().numpy(), _cpu_float64(O.values())
+        diag = np.zeros(O.shape[0])
+        on = indices[0] == indices[1]
+        diag[indices[0][on]] = values[on]
+        return diag
+
+    def _fit_target(self, excluded: np.ndarray) -> _FitTarget:
+        """O with the blocks of the source pairs ``excluded[a, b]`` (bool
+        ``[m, m]``) set to 0, in the form O is stored in (see ``_set_O``)."""
+        k = self.k
+        O = self._buffers["O"]
+        if O.layout == torch.strided:
+            keep = ~np.repeat(np.repeat(excluded, k, axis=0), k, axis=1)
+            return _FitTarget(self._stat("O") * keep)
+        O = O.cpu()
+        indices, values = O.indices(), O.values()
+        rows, cols = indices[0], indices[1]
+        keep = ~torch.from_numpy(excluded)[rows // k, cols // k]
+        rows, cols, values = rows[keep], cols[keep], values[keep]
+        # Coalesced COO indices are sorted by row: the CSR row pointers count them.
+        pointers = torch.zeros(self.d + 1, dtype=torch.int64)
+        pointers[1:] = torch.cumsum(torch.bincount(rows, minlength=self.d), 0)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Sparse CSR tensor support")
+            matrix = torch.sparse_csr_tensor(
+                pointers,
+                cols,
+                values.double(),
+                (self.d, self.d),
+                check_invariants=False,
+            )
+        return _FitTarget(matrix)
+
+    def _excluded_pairs(self) -> np.ndarray:
+        """Bool ``[m, m]``: the pairs of sources that share a maximal clique of
+        the clique tree (each source with itself included); the mask leaves
+        out their blocks of O."""
+        shares = np.eye(self.m, dtype=bool)
+        for _, attrs in self.c_tree.nodes(data=True):
+            members = list(attrs["members"])
+            shares[np.ix_(members, members)] = True
+        return shares
 
     def _generate_O_inv(self, L: Any) -> None:
         """Compute ``self.O`` and ``self.O_inv``."""
@@ -1089,7 +1260,7 @@ class LabelModel(Classifier):
     def _active_columns(self) -> np.ndarray:
         """Bool ``[d]``: the indicator columns that are on for some item of L
         (``diag(O) > 0``)."""
-        return np.diag(self._stat("O")) > 0
+        return self._diag_O() > 0
 
     def _invert_O(self, O: np.ndarray) -> np.ndarray:
         cond = np.linalg.cond(O) if O.size else 1.0
@@ -1186,12 +1357,8 @@ class LabelModel(Classifier):
     def _unary_mask(self) -> np.ndarray:
         """The mask for unary columns only: False between sources that share a
         maximal clique (including each source with itself)."""
-        shares = np.eye(self.m, dtype=bool)
-        for _, attrs in self.c_tree.nodes(data=True):
-            members = list(attrs["members"])
-            shares[np.ix_(members, members)] = True
         source = np.repeat(np.arange(self.m), self.k)
-        return ~shares[np.ix_(source, source)]
+        return ~self._excluded_pairs()[np.ix_(source, source)]
 
     # ======================================================== initialisation
     def _prec_init_vector(self) -> np.ndarray:
@@ -1235,7 +1402,7 @@ class LabelModel(Classifier):
         the ``mu`` parameter holds it rounded to float32).
         """
         prec = self._prec_init_vector()
-        lps = np.diag(self._stat("O")).reshape(self.m, self.k)
+        lps = self._diag_O().reshape(self.m, self.k)
         with np.errstate(divide="ignore", invalid="ignore"):
             diag = np.clip(lps * prec[:, None] / self.p[None, :], 0.0, 1.0)
         diag = np.nan_to_num(diag, nan=0.0)
@@ -1369,21 +1536,22 @@ class LabelModel(Classifier):
         mu_start = self._init_params(warm_start)
         if mu_start is None:  # an _init_params override that only sets mu
             mu_start = _cpu_float64(self.mu)
-        mask = self.mask.cpu().numpy()
         if not self.inv_form:
             if verbose:
                 print("Estimating \\mu...")
-            mu = self._fit_mu(self._stat("O"), mask, mu_start)
+            excluded = self._excluded_pairs()
+            mu = self._fit_mu(self._fit_target(excluded), excluded, mu_start)
         else:
             if verbose:
                 print("Estimating Z...")
+            mask = self.mask.cpu().numpy()
             Z = self._fit_Z(self._stat("O_inv"), self._folded_mask(mask))
             self.Z = nn.Parameter(torch.from_numpy(Z).float().to(self._device()))
             self._set_tensor("Q", torch.from_numpy(self.get_Q()))
             if verbose:
                 print("Estimating \\mu...")
-            Q = self._stat("Q")
-            mu = self._fit_mu(Q, np.ones_like(Q, dtype=bool), mu_start)
+            nothing = np.zeros((self.m, self.m), dtype=bool)
+            mu = self._fit_mu(_FitTarget(self._stat("Q")), nothing, mu_start)
             for copy, original in self._folds.items():
                 k = self.k
                 mu[copy * k : (copy + 1) * k] = mu[original * k : (original + 1) * k]
@@ -1410,41 +1578,90 @@ class LabelModel(Classifier):
 
     # ------------------------------------------------------------- solvers
     def _fit_mu(
-        self, target: np.ndarray, mask: np.ndarray, start: np.ndarray
+        self, target: _FitTarget, excluded: np.ndarray, start: np.ndarray
     ) -> np.ndarray:
-        """Minimise ``||(target - mu P mu^T)[mask]||^2 + ||mu p - diag(O)||^2 +
-        ||D (mu - mu_init)||^2`` over ``mu [d, k]`` from ``start`` (float64
-        ``[d, k]``); then break the label permutation symmetry in favour of
-        ``prec_init``. ``target`` and ``mask`` are ``[d, d]``."""
-        p = self.p
-        diag_O = np.diag(self._stat("O"))
-        l2_rows = self._l2_rows(self.config["train_config"].get("l2", 0.0))
-        l2_col = l2_rows[:, None] if np.any(l2_rows) else None
-        mu_init = self._stat("mu_init")
-        mask_f = mask.astype(np.float64)
-        target_masked = target * mask_f
-        shape = (self.d, self.k)
-
-        def objective(x):
-            mu = x.reshape(shape)
-            mu_p = mu * p
-            R = target_masked - (mu_p @ mu.T) * mask_f
-            e = mu_p.sum(axis=1) - diag_O
-            r = R.ravel()
-            f = r @ r + e @ e
-            g = (R @ mu_p) * -4.0
-            g += 2.0 * e[:, None] * p
-            if l2_col is not None:
-                D = l2_col * (mu - mu_init)
-                f += np.sum(D * D)
-                g += 2.0 * l2_col * D
-            return f, g.ravel()
-
+        """Minimise ``_mu_objective(target, excluded)`` over ``mu [d, k]`` from
+        ``start`` (float64 ``[d, k]``); then break the label permutation
+        symmetry in favour of ``prec_init``."""
+        objective = self._mu_objective(target, excluded)
         mu = self._minimize(objective, start, "mu")
         permutation = self._best_label_permutation(mu)
         if permutation is not None:
             mu = self._minimize(objective, mu[:, permutation], "mu")
         return mu
+
+    def _mu_objective(self, target: _FitTarget, excluded: np.ndarray) -> Objective:
+        """``x -> (f, grad)`` for ``mu = x.reshape(d, k)`` (float64): ``f =
+        ||(target - mu P mu^T)[mask]||^2 + ||mu p - diag(O)||^2 +
+        ||D (mu - mu_init)||^2``, where the mask leaves out the ``k x k``
+        blocks of the source pairs ``excluded[a, b]`` (bool ``[m, m]``) and
+        ``target`` holds the target with those blocks already 0.
+
+        Never forms a ``[d, d]`` matrix. With ``M = mu P mu^T``, ``mu_a`` the
+        ``k x k`` block of source a, ``G_a = mu_a^T mu_a``, ``G = sum_a G_a``
+        and ``W = p p^T``, the residual term is
+        ``||T||^2 - 2 <T, M> + sum(W G G) - sum_{(a,b) excluded} sum(W G_a G_b)``
+        (``||mu_a P mu_b^T||^2 = sum(W G_a G_b)``), with ``<T, M> =
+        sum((T mu P) * mu)``; its gradient is ``-4 T mu P + 4 mu_a (W (G -
+        sum_{b: (a,b) excluded} G_b))`` on block a. Work per evaluation: a
+        product of T with a ``[d, k]`` array (sparse for large d) and ``2 m
+        k^3``; the same objective, value and gradient, as the dense masked
+        form, up to rounding."""
+        m, k, d = self.m, self.k, self.d
+        if d != m * k:
+            raise ValueError(
+                f"The mu fit needs k={k} indicator columns per source; found "
+                f"d={d} columns for m={m} sources."
+            )
+        p = self.p
+        W = np.outer(p, p)
+        diag_O = self._diag_O()
+        l2_rows = self._l2_rows(self.config["train_config"].get("l2", 0.0))
+        l2_col = l2_rows[:, None] if np.any(l2_rows) else None
+        mu_init = self._stat("mu_init")
+        # The plain form leaves out every source's own block (then each block
+        # row subtracts its own Gram), plus the blocks of dependent pairs (a
+        # sum of Grams); the inverse form leaves out nothing.
+        own = bool(np.diag(excluded).all())
+        others = excluded & ~np.eye(m, dtype=bool) if own else excluded
+        others = others.astype(np.float64)
+        T_norm2 = target.squared_norm
+        # Work arrays reused by every evaluation ([d, k] and [m, k, k] each).
+        p_t = torch.tensor(p, dtype=torch.float64)
+        mu_p, S = np.empty((d, k)), np.empty((d, k))
+        grams, H = np.empty((m, k, k)), np.empty((m, k, k))
+
+        def objective(x):
+            mu = x.reshape(d, k)
+            blocks = mu.reshape(m, k, k)
+            np.multiply(mu, p, out=mu_p)
+            target.times(mu_p, out=S)
+            np.matmul(blocks.transpose(0, 2, 1), blocks, out=grams)
+            gram = grams.sum(axis=0)
+            W_gram = W * gram
+            f = T_norm2 - 2.0 * np.vdot(S, mu) + np.vdot(W_gram, gram)
+            # H_a = W * (G - the Grams of the blocks left out in block row a)
+            if own:
+                np.multiply(grams, W, out=H)
+            else:
+                H.fill(0.0)
+            if others.any():
+                np.add(H, np.tensordot(others, grams, axes=1) * W, out=H)
+            f -= np.vdot(grams, H)
+            np.subtract(W_gram, H, out=H)
+            g = np.matmul(blocks, H).reshape(d, k)
+            g -= S
+            g *= 4.0
+            e = mu_p.sum(axis=1) - diag_O
+            f += e @ e
+            torch.from_numpy(g).addr_(torch.from_numpy(2.0 * e), p_t)  # += 2 e p^T
+            if l2_col is not None:
+                D = l2_col * (mu - mu_init)
+                f += np.sum(D * D)
+                g += 2.0 * l2_col * D
+            return float(f), g.ravel()
+
+        return objective
 
     def _fit_Z(self, O_inv: np.ndarray, mask: np.ndarray) -> np.ndarray:
         """Minimise ``||(O^-1 + Z Z^T)[mask]||^2`` over the rank-k ``Z`` (the rows
@@ -1578,7 +1795,10 @@ class LabelModel(Classifier):
         x_np = x.numpy()  # a view: the objective reads the iterate through it
         x.requires_grad_(True)  # a parameter to the optimizer
         torch_optimizer = self._torch_optimizer(x, optimizer, opt_config)
-        with np.errstate(over="ignore", invalid="ignore"), _one_torch_thread():
+        threads = (
+            _one_torch_thread() if x.numel() < _PARALLEL_STEP_MIN else nullcontext()
+        )
+        with np.errstate(over="ignore", invalid="ignore"), threads:
             for epoch in range(1, n_epochs + 1):
                 f, g = objective(x_np)
                 if not np.isfinite(f):
@@ -1700,8 +1920,27 @@ class LabelModel(Classifier):
     def _stat(self, name: str) -> np.ndarray:
         """NumPy float64 form of the statistic buffer ``name`` (``O``, ``O_inv``,
         ``mu_init``, ``Q`` or ``P``): a view of it on CPU, a copy on an
-        accelerator. The fit reads the statistics through this."""
-        return _cpu_float64(self._buffers[name])
+        accelerator. The fit reads the statistics through this. A sparse ``O``
+        (see ``_set_O``) is made dense, if its dense form stays within
+        ``MAX_ARRAY_BYTES``."""
+        value = self._buffers[name]
+        if value.layout != torch.strided:
+            value = self._dense(name, value)
+        return _cpu_float64(value)
+
+    def _dense(self, name: str, value: torch.Tensor) -> torch.Tensor:
+        """The dense form of the sparse buffer ``name`` (the fit of a model
+        with dependencies inverts O), refused beyond ``MAX_ARRAY_BYTES``."""
+        size = 8 * value.shape[0] * value.shape[1]
+        if size > MAX_ARRAY_BYTES:
+            raise ValueError(
+                f"The dense form of {name} ([{value.shape[0]}, {value.shape[1]}], "
+                f"{_gigabytes(size)}) exceeds MAX_ARRAY_BYTES "
+                f"({_gigabytes(MAX_ARRAY_BYTES)}) of metal.label_model.label_model; "
+                "fit without dependencies (the plain form keeps O sparse), or "
+                "raise MAX_ARRAY_BYTES on a machine with more memory."
+            )
+        return value.to_dense()
 
     # =================================================== losses (torch form)
     # Computed in the statistics' dtype (float64); the float32 ``mu`` and ``Z``
@@ -1714,9 +1953,14 @@ class LabelModel(Classifier):
         D = torch.from_numpy(self._l2_rows(l2)).to(mu.device, mu.dtype)
         return torch.sum((D[:, None] * (mu - mu_init)) ** 2)
 
+    def _O_tensor(self) -> torch.Tensor:
+        """``self.O`` as a dense float64 tensor (a sparse O made dense)."""
+        O = self.O
+        return O if O.layout == torch.strided else self._dense("O", O)
+
     def loss_mu(self, *args: Any, l2: FloatArrayLike = 0) -> torch.Tensor:
         """The no-dependency objective evaluated at the current ``mu``."""
-        O, P = self.O, self.P
+        O, P = self._O_tensor(), self.P
         mu = self.mu.to(O.dtype)
         diff = (O - mu @ P @ mu.T)[self.mask]
         marginal = torch.sum(mu @ P, dim=1) - torch.diag(O)
@@ -1730,7 +1974,7 @@ class LabelModel(Classifier):
 
     def loss_inv_mu(self, *args: Any, l2: FloatArrayLike = 0) -> torch.Tensor:
         """The second dependency-form objective evaluated at the current ``mu``."""
-        O, P = self.O, self.P
+        O, P = self._O_tensor(), self.P
         mu = self.mu.to(O.dtype)
         diff = self.Q - mu @ P @ mu.T
         marginal = torch.sum(mu @ P, dim=1) - torch.diag(O)
@@ -1807,7 +2051,9 @@ class LabelModel(Classifier):
         log_mu, _, log_p, _ = weights
 
         def posteriors(chunks: Iterator[Tuple[int, Any]]) -> None:
-            buffer = None if custom else self._chunk_buffer()
+            buffer = (
+                None if custom or self.k >= _PAIRWISE_MIN_K else self._chunk_buffer()
+            )
             with torch.no_grad():  # grad mode is per thread
                 for start, chunk in chunks:
                     if custom:
@@ -2122,12 +2368,22 @@ class LabelModel(Classifier):
         for name, shape in expected.items():
             if name not in state_dict:
                 raise ValueError(f"the trained label model's {name!r} entry is missing")
+            layout = state_dict[name].layout
+            if layout not in (torch.strided, torch.sparse_coo) or (
+                layout != torch.strided and name != "O"
+            ):
+                raise ValueError(
+                    f"the entry {name!r} is a {layout} tensor; it must be dense"
+                    + (" or sparse COO" if name == "O" else "")
+                )
             found = tuple(state_dict[name].shape)
             if found != shape:
                 raise ValueError(
                     f"the entry {name!r} has shape {list(found)}; a model with "
                     f"k={k} and d={d} indicator columns needs {list(shape)}"
                 )
+            if layout == torch.sparse_coo:
+                self._check_sparse_entry(name, state_dict[name], d)
         for copy, original in self._folds.items():
             if not (0 <= original < copy < self.m):
                 raise ValueError(
@@ -2157,6 +2413,26 @@ class LabelModel(Classifier):
                 f"{len(blocks)} cliques of deps={[tuple(e) for e in self.deps]}"
             )
 
+    @staticmethod
+    def _check_sparse_entry(name: str, value: torch.Tensor, d: int) -> None:
+        """Refuse a saved sparse ``[d, d]`` entry whose indices fall outside
+        the matrix or whose values are not finite (torch does not check a
+        loaded sparse tensor; using such indices would write out of bounds)."""
+        indices, values = value._indices(), value._values()
+        if (
+            value.sparse_dim() != 2
+            or value.dense_dim() != 0
+            or indices.dtype != torch.int64
+            or indices.shape != (2, values.shape[0])
+        ):
+            raise ValueError(f"the sparse entry {name!r} is malformed")
+        if indices.numel() and (int(indices.min()) < 0 or int(indices.max()) >= d):
+            raise ValueError(
+                f"the sparse entry {name!r} has indices outside its shape [{d}, {d}]"
+            )
+        if not values.is_floating_point() or not bool(torch.isfinite(values).all()):
+            raise ValueError(f"the sparse entry {name!r} has non-finite values")
+
     def _prepare_for_state_dict(self, state_dict: Dict[str, torch.Tensor]) -> None:
         """Create ``mu``/``Z`` and the buffers of a saved model before
         ``load_state_dict`` copies the saved values into them.
@@ -2173,12 +2449,17 @@ class LabelModel(Classifier):
         for name, value in state_dict.items():
             if name in ("mu", "Z"):
                 setattr(self, name, nn.Parameter(torch.zeros_like(value)))
+            elif name in _STATISTICS and value.layout != torch.strided:
+                # A sparse O (see _set_O): kept as saved, coalesced, in float64.
+                state_dict[name] = value.coalesce().double()
+                self._set_tensor(name, state_dict[name].clone())
             elif name in _STATISTICS:
                 current = self._buffers.get(name)
                 if (
                     current is None
                     or current.dtype != torch.float64
                     or current.shape != value.shape
+                    or current.layout != torch.strided
                 ):
                     self._set_tensor(
                         name, torch.zeros(value.shape, dtype=torch.float64)

@@ -30,6 +30,7 @@ learned dependencies.
 from typing import Any, List, Tuple
 
 import numpy as np
+import scipy.sparse as sparse
 import torch
 
 from metal._checks import check_float_array, check_int
@@ -186,11 +187,13 @@ def _non_negative(value: Any, name: str) -> float:
 
 
 def _overlap_matrix(L: Any, k: int) -> Tuple[np.ndarray, int]:
-    """``(O, m)``: the label model's overlap matrix of L (validated by it)."""
+    """``(O, m)``: the label model's overlap matrix of L (validated by it),
+    dense (the method inverts it)."""
     model = LabelModel(k=k, verbose=False)
     checked = model._check_L(L)
     model._set_constants(checked)
-    return model._overlap_matrix(checked), model.m
+    O = model._overlap_matrix(checked)
+    return (O.toarray() if sparse.issparse(O) else O), model.m
 
 
 def _sparse_plus_low_rank(

@@ -1097,12 +1097,14 @@ class OverlapCountingTest(unittest.TestCase):
                     chunks = [L[:700], L[700:701], L[701:]]
                     counts, n = label_model._pairwise_overlaps(iter(chunks), k, m, cpu)
                     self.assertEqual(n, 2500)
+                    self.assertTrue(sparse.issparse(counts))
+                    counts = counts.toarray()
                     # value-major column v*m + i is source-major i*k + v
                     j = np.arange(m * k)
                     order = (j % m) * k + j // m
                     expected = self.dense_reference(L, k)
                     np.testing.assert_array_equal(
-                        counts.numpy(), expected[np.ix_(order, order)]
+                        counts, expected[np.ix_(order, order)]
                     )
 
     def test_overlap_matrix_for_many_classes(self):
@@ -1123,6 +1125,218 @@ class OverlapCountingTest(unittest.TestCase):
         pairwise = LabelModel(k=k, verbose=False, seed=0)
         pairwise.train_model(L, n_epochs=5)
         np.testing.assert_array_equal(dense.mu.detach(), pairwise.mu.detach())
+
+
+REFERENCE_FITS = os.path.join(os.path.dirname(__file__), "data", "mu_reference.npz")
+
+# The cases of data/mu_reference.npz: (LabelModel arguments, train_model
+# arguments). Their label matrices are in the file with the float64 mu that
+# the fit gave before the objective was factored (commit e1306b0, which formed
+# the dense [d, d] residual at every step).
+REFERENCE_CASES = {
+    "k2_default": (dict(k=2, seed=0), {}),
+    "k3_l2_sources": (
+        dict(k=3, seed=1),
+        dict(l2=[0.1, 0.5, 0, 0.2, 0.3, 0.0, 1.0, 0.05]),
+    ),
+    "k5_adam": (dict(k=5, seed=2), dict(optimizer="adam", lr=0.005, n_epochs=60)),
+    "k20_pairwise": (dict(k=20, seed=3), {}),
+    "k40_pairwise_l2": (dict(k=40, seed=4), dict(l2=0.3)),
+    "k3_deps": (dict(k=3, seed=5), dict(deps=[(0, 1), (2, 3)])),
+    "k3_lbfgs": (dict(k=3, seed=6), dict(optimizer="lbfgs", n_epochs=200)),
+    "k4_balance": (dict(k=4, seed=7), dict(class_balance=[0.1, 0.2, 0.3, 0.4])),
+    "k4_unused_value": (dict(k=4, seed=8), {}),
+    "k3_low_prec": (dict(k=3, seed=9), dict(prec_init=0.2)),
+    "k20_deps": (dict(k=20, seed=10), dict(deps=[(1, 2)])),
+}
+
+
+def fitted_mu(L, init, train):
+    """The float64 mu that ``train_model`` hands to ``_set_mu`` last."""
+    recorded = []
+    original = LabelModel._set_mu
+
+    def spy(self, mu):
+        recorded.append(np.array(mu, dtype=np.float64))
+        original(self, mu)
+
+    with mock.patch.object(LabelModel, "_set_mu", spy):
+        LabelModel(verbose=False, **init).train_model(L, **train)
+    return recorded[-1]
+
+
+def dense_masked_objective(model, target, mask, x):
+    """The objective by its definition (dense [d, d] residual), for reference."""
+    d, k, p = model.d, model.k, model.p
+    mu = x.reshape(d, k)
+    l2 = model._l2_rows(model.config["train_config"]["l2"])[:, None]
+    R = (target - (mu * p) @ mu.T) * mask
+    e = (mu * p).sum(axis=1) - model._diag_O()
+    D = l2 * (mu - model._stat("mu_init"))
+    f = np.sum(R * R) + e @ e + np.sum(D * D)
+    g = -4.0 * R @ (mu * p) + 2.0 * e[:, None] * p + 2.0 * l2 * D
+    return f, g.ravel()
+
+
+class ManyClassesTest(unittest.TestCase):
+    """The many-classes machinery (sparse O for large d, the factored mu
+    objective, posteriors by summed rows) computes what the dense
+    definitions do."""
+
+    def test_fitted_mu_equals_the_former_implementation(self):
+        reference = np.load(REFERENCE_FITS)
+        for dense_limit in (label_model._DENSE_O_MAX_COLUMNS, 1):
+            for name, (init, train) in REFERENCE_CASES.items():
+                with self.subTest(case=name, dense_limit=dense_limit):
+                    L = reference[f"{name}/L"]
+                    with mock.patch.object(
+                        label_model, "_DENSE_O_MAX_COLUMNS", dense_limit
+                    ):
+                        mu = fitted_mu(L, init, train)
+                    np.testing.assert_allclose(
+                        mu, reference[f"{name}/mu"], rtol=0, atol=1e-8
+                    )
+
+    def _trained(self, k, m, deps=(), n=3000, seed=0, **train):
+        rng = np.random.default_rng(seed)
+        Y = rng.integers(1, k + 1, n)
+        L = np.stack([make_votes(Y, 0.7, 0.6, k, rng) for _ in range(m)], axis=1)
+        model = LabelModel(k=k, verbose=False, seed=seed)
+        model.train_model(L, deps=list(deps), n_epochs=3, **train)
+        return model, L, Y
+
+    def test_objective_equals_the_dense_definition(self):
+        rng = np.random.default_rng(3)
+        for k, m, l2 in ((2, 5, 0.0), (3, 6, 0.4), (17, 4, 0.0), (30, 3, 0.2)):
+            model, _, _ = self._trained(k, m, l2=l2)
+            O = model._stat("O")
+            excluded_cases = {
+                "own blocks": np.eye(m, dtype=bool),
+                "own blocks and a pair": np.eye(m, dtype=bool),
+                "nothing": np.zeros((m, m), dtype=bool),
+                "one own block": np.zeros((m, m), dtype=bool),
+            }
+            excluded_cases["own blocks and a pair"][[0, 1], [1, 0]] = True
+            excluded_cases["one own block"][1, 1] = True
+            for dense_limit in (label_model._DENSE_O_MAX_COLUMNS, 1):
+                for label, excluded in excluded_cases.items():
+                    with self.subTest(k=k, case=label, dense_limit=dense_limit):
+                        with mock.patch.object(
+                            label_model, "_DENSE_O_MAX_COLUMNS", dense_limit
+                        ):
+                            model._set_O(O)
+                            target = model._fit_target(excluded)
+                        source = np.repeat(np.arange(m), k)
+                        mask = ~excluded[np.ix_(source, source)]
+                        objective = model._mu_objective(target, excluded)
+                        x = rng.random(model.d * k) * 0.3
+                        f, g = objective(x)
+                        f_ref, g_ref = dense_masked_objective(model, O, mask, x)
+                        self.assertAlmostEqual(f, f_ref, delta=1e-12 * max(1, f_ref))
+                        np.testing.assert_allclose(g, g_ref, rtol=0, atol=1e-12)
+
+    def test_statistics_equal_the_dense_ones(self):
+        """O (stored sparse beyond _DENSE_O_MAX_COLUMNS), its diagonal and the
+        losses equal the dense one-hot definitions, with abstains, with and
+        without dependencies."""
+        for k, m, deps in ((16, 5, ()), (23, 4, [(0, 1)]), (40, 3, ())):
+            with self.subTest(k=k, deps=deps):
+                model, L, _ = self._trained(k, m, deps)
+                dense_O = OverlapCountingTest.dense_reference(L, k) / len(L)
+                np.testing.assert_array_equal(model.O.numpy(), dense_O)
+                with mock.patch.object(label_model, "_DENSE_O_MAX_COLUMNS", 1):
+                    stored, _, _ = self._trained(k, m, deps)
+                self.assertEqual(stored.O.layout, torch.sparse_coo)
+                np.testing.assert_array_equal(stored.O.to_dense().numpy(), dense_O)
+                np.testing.assert_array_equal(stored._diag_O(), np.diag(dense_O))
+                np.testing.assert_allclose(
+                    stored.mu.detach().numpy(), model.mu.detach().numpy(), atol=1e-6
+                )
+                np.testing.assert_allclose(
+                    stored.predict_proba(L), model.predict_proba(L), atol=1e-6
+                )
+                loss = stored.loss_inv_mu() if deps else stored.loss_mu()
+                expected = model.loss_inv_mu() if deps else model.loss_mu()
+                self.assertAlmostEqual(loss.item(), expected.item(), places=8)
+
+    def test_summed_rows_equal_the_one_hot_product(self):
+        rng = np.random.default_rng(4)
+        for k, m in ((16, 1), (20, 7), (64, 3)):
+            L = torch.from_numpy(rng.integers(0, k + 1, (900, m)).astype(np.int16))
+            L[:5] = 0  # rows where every source abstains
+            table = torch.randn(m * k, k)
+            np.testing.assert_allclose(
+                label_model._summed_rows(L, table, m).numpy(),
+                (label_model._one_hot(L, k) @ table).numpy(),
+                rtol=0,
+                atol=1e-5,
+            )
+
+    def test_many_classes_match_or_beat_majority_vote(self):
+        """k=60 with a sparse O: the default fit (100 small SGD steps, which
+        barely move mu when k is large: the objective scales like 1/k**2) is
+        as good as majority vote; L-BFGS, run to the optimum, beats it."""
+        k, m, n = 60, 8, 8000
+        rng = np.random.default_rng(5)
+        Y = rng.integers(1, k + 1, n)
+        accuracies = np.linspace(0.45, 0.9, m)
+        L = np.stack([make_votes(Y, a, 0.5, k, rng) for a in accuracies], axis=1)
+        majority = np.mean(MajorityLabelVoter(k=k, seed=0).predict(L) == Y)
+        with mock.patch.object(label_model, "_DENSE_O_MAX_COLUMNS", 256):
+            default = LabelModel(k=k, verbose=False, seed=0)
+            default.train_model(L)
+            optimum = LabelModel(k=k, verbose=False, seed=0)
+            optimum.train_model(L, optimizer="lbfgs", n_epochs=300)
+        self.assertEqual(default.O.layout, torch.sparse_coo)
+        self.assertGreater(np.mean(default.predict(L) == Y), majority - 0.005)
+        self.assertGreater(np.mean(optimum.predict(L) == Y), majority + 0.01)
+
+    def test_sparse_O_round_trips_and_damaged_entries_are_refused(self):
+        with mock.patch.object(label_model, "_DENSE_O_MAX_COLUMNS", 1):
+            model, L, _ = self._trained(20, 4)
+        with tempfile.TemporaryDirectory() as folder:
+            path = os.path.join(folder, "many.pth")
+            model.save(path)
+            loaded = LabelModel.load(path)
+            self.assertEqual(loaded.O.layout, torch.sparse_coo)
+            self.assertTrue(loaded.O.is_coalesced())
+            np.testing.assert_array_equal(loaded.O.to_dense(), model.O.to_dense())
+            np.testing.assert_array_equal(
+                loaded.predict_proba(L), model.predict_proba(L)
+            )
+            bundle = torch.load(path, weights_only=True)
+            O = bundle["state_dict"]["O"]
+            damaged = {}
+            indices = O.indices().clone()
+            indices[1, 0] = 80
+            damaged["outside its shape"] = torch.sparse_coo_tensor(
+                indices, O.values(), O.shape, check_invariants=False
+            )
+            values = O.values().clone()
+            values[0] = float("nan")
+            damaged["non-finite"] = torch.sparse_coo_tensor(
+                O.indices(), values, O.shape, check_invariants=False
+            )
+            for reason, value in damaged.items():
+                with self.subTest(reason=reason):
+                    bundle["state_dict"]["O"] = value
+                    bad = os.path.join(folder, "bad.pth")
+                    torch.save(bundle, bad)
+                    with self.assertRaisesRegex(ValueError, f"bad.pth.*{reason}"):
+                        LabelModel.load(bad)
+            bundle["state_dict"]["O"] = O
+            bundle["state_dict"]["mu_init"] = bundle["state_dict"][
+                "mu_init"
+            ].to_sparse()
+            torch.save(bundle, bad)
+            with self.assertRaisesRegex(ValueError, "'mu_init'.*must be dense"):
+                LabelModel.load(bad)
+
+    def test_dependencies_with_a_sparse_O_respect_the_array_limit(self):
+        with mock.patch.object(label_model, "_DENSE_O_MAX_COLUMNS", 1):
+            with mock.patch.object(label_model, "MAX_ARRAY_BYTES", 1000):
+                with self.assertRaisesRegex(ValueError, "O .*MAX_ARRAY_BYTES"):
+                    self._trained(20, 4, deps=[(0, 1)])
 
 
 class LabelModelBadInputTest(unittest.TestCase):
