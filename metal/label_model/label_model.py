@@ -109,6 +109,11 @@ _CHUNK_ROWS = 8192
 # and the posterior sums the rows of log mu of the votes (_summed_rows).
 _PAIRWISE_MIN_K = 16
 
+# Entries of the scores a posterior computes at once (rows of a chunk times
+# k): with many classes a chunk's float64 scores would otherwise rival the
+# result in size.
+_SCORE_ENTRIES = 1 << 21
+
 # Keys of clique vote patterns stay below this (see _PatternIndex).
 _MAX_PATTERN_KEY = 2**62
 
@@ -584,11 +589,24 @@ class _Posterior:
         return scores + log_p
 
     def probabilities(
-        self, Lc: torch.Tensor, buffer: Optional[torch.Tensor] = None
+        self,
+        Lc: torch.Tensor,
+        buffer: Optional[torch.Tensor] = None,
+        out: Optional[np.ndarray] = None,
     ) -> np.ndarray:
-        """Posterior ``P(Y = y | votes)`` of a dense chunk: float64 ``[c, k]``."""
-        scores = self.log_scores(Lc, buffer=buffer)
-        return torch.softmax(scores.double(), dim=1).cpu().numpy()
+        """Posterior ``P(Y = y | votes)`` of a dense chunk: float64 ``[c, k]``,
+        written into ``out`` when given. Computed ``_SCORE_ENTRIES // k`` rows
+        at a time, so that with many classes the intermediate scores stay
+        small next to the result."""
+        c = Lc.shape[0]
+        if out is None:
+            out = np.empty((c, self.k))
+        rows = max(1, _SCORE_ENTRIES // self.k)
+        for s in range(0, c, rows):
+            scores = self.log_scores(Lc[s : s + rows], buffer=buffer)
+            probs = torch.softmax(scores.double(), dim=1).cpu()
+            torch.from_numpy(out[s : s + rows]).copy_(probs)
+        return out
 
     def junction_tree_correction(self, Lc: torch.Tensor) -> torch.Tensor:
         """Junction-tree terms of the log posterior ``[c, k]``.
@@ -698,9 +716,9 @@ def _dask_probabilities(
         buffer = torch.empty(_CHUNK_ROWS, posterior.m * posterior.k)
     row = 0
     for chunk in iter_dense_chunks(block, _CHUNK_ROWS):
-        chunk_probs = posterior.probabilities(torch.from_numpy(chunk), buffer)
-        probs[row : row + chunk.shape[0]] = chunk_probs
-        row += chunk.shape[0]
+        end = row + chunk.shape[0]
+        posterior.probabilities(torch.from_numpy(chunk), buffer, out=probs[row:end])
+        row = end
     return probs
 
 
@@ -2062,11 +2080,11 @@ class LabelModel(Classifier):
                         )
                         scores = X.to(device) @ log_mu + log_p
                         chunk_probs = torch.softmax(scores.double(), dim=1)
-                        chunk_probs = chunk_probs.cpu().numpy()
+                        probs[start : start + len(chunk_probs)] = chunk_probs.cpu()
                     else:
                         Lc = torch.from_numpy(chunk).to(device)
-                        chunk_probs = posterior.probabilities(Lc, buffer=buffer)
-                    probs[start : start + chunk_probs.shape[0]] = chunk_probs
+                        end = start + Lc.shape[0]
+                        posterior.probabilities(Lc, buffer, out=probs[start:end])
 
         _share_chunks(
             posteriors, self._iter_L_chunks(L), self._n_rows, self._pass_workers(L)
