@@ -41,6 +41,8 @@ return lazy dask arrays computed from the model's small weights
 (``_Posterior``).
 """
 
+import functools
+import operator
 import threading
 import warnings
 from concurrent.futures import ThreadPoolExecutor
@@ -442,46 +444,29 @@ def _unary_overlaps(
 def _pairwise_overlaps(
     chunks: Iterator[np.ndarray], k: int, m: int, device: torch.device
 ) -> Tuple[sparse.csr_matrix, int]:
-    """``_unary_overlaps`` by counting, as a sparse matrix: for every pair of
-    sources ``a <= b`` and every row where both voted, one count at
-    (value-major) row ``(v-1)*m + a``, column ``(w-1)*m + b``. Each chunk's
-    entries are reduced with ``torch.unique``, the chunks' results once more
-    at the end; the counts of the pairs ``a < b`` are then mirrored (their
-    transposed entries are never counted directly, and never fall on the
-    diagonal, which holds the ``a == b`` counts).
+    """``_unary_overlaps`` from the votes cast: each chunk's one-hot is built
+    as a sparse ``[c, m*k]`` matrix X (value-major column ``(v-1)*m + i`` for
+    source i voting v) and ``X^T X`` is a sparse product, whose work is the
+    number of pairs of votes within rows (at most ``c * m**2``) and whose
+    memory is that of its non-zeros, whatever k. The chunks' products are
+    summed (exact integer counts in float64) a few at a time.
 
-    Returns a float64 ``scipy.sparse.csr_matrix [m*k, m*k]`` of the counts
-    (at most ``c * m * (m+1)`` stored entries for c rows, however large k is)
-    and the number of rows."""
+    Returns a float64 ``scipy.sparse.csr_matrix [m*k, m*k]`` of the counts and
+    the number of rows. Runs on the CPU (``device`` is not used)."""
     d = m * k
-    first, second = torch.triu_indices(m, m, device=device)
-    found_keys: List[torch.Tensor] = []
-    found_counts: List[torch.Tensor] = []
+    parts: List[sparse.csr_matrix] = [sparse.csr_matrix((d, d))]
     n = 0
     for chunk in chunks:
-        Lc = torch.from_numpy(chunk).to(device).long()
-        n += Lc.shape[0]
-        va, vb = Lc[:, first], Lc[:, second]
-        both = (va > 0) & (vb > 0)
-        rows = (va[both] - 1) * m + first.expand_as(va)[both]
-        cols = (vb[both] - 1) * m + second.expand_as(vb)[both]
-        keys, counts = torch.unique(rows * d + cols, return_counts=True)
-        found_keys.append(keys)
-        found_counts.append(counts)
-    if len(found_keys) > 1:
-        keys, inverse = torch.unique(torch.cat(found_keys), return_inverse=True)
-        counts = torch.zeros(len(keys), dtype=torch.int64, device=device)
-        counts.index_add_(0, inverse, torch.cat(found_counts))
-    elif found_keys:
-        keys, counts = found_keys[0], found_counts[0]
-    else:
-        keys = counts = torch.zeros(0, dtype=torch.int64)
-    keys, counts = keys.cpu().numpy(), counts.cpu().numpy().astype(np.float64)
-    rows, cols = np.divmod(keys, d)
-    off = rows != cols
-    rows, cols = np.concatenate([rows, cols[off]]), np.concatenate([cols, rows[off]])
-    counts = np.concatenate([counts, counts[off]])
-    return sparse.csr_matrix((counts, (rows, cols)), shape=(d, d)), n
+        rows, sources = np.nonzero(chunk)
+        columns = (chunk[rows, sources].astype(np.int64) - 1) * m + sources
+        X = sparse.csr_matrix(
+            (np.ones(len(rows)), (rows, columns)), shape=(chunk.shape[0], d)
+        )
+        parts.append((X.T @ X).tocsr())
+        n += chunk.shape[0]
+        if len(parts) > 8:
+            parts = [functools.reduce(operator.add, parts)]
+    return functools.reduce(operator.add, parts).tocsr(), n
 
 
 def _host_counts(counts: Any) -> Any:
