@@ -10,7 +10,6 @@ import sys
 import tempfile
 import time
 import unittest
-from unittest import mock
 
 import numpy as np
 import torch
@@ -28,9 +27,9 @@ from metal.label_model import (
     MajorityClassVoter,
     MajorityLabelVoter,
     RandomVoter,
-    label_model,
 )
 from metal.labels import ONE_BASED, break_ties
+from tests.label_model.test_label_model import stored_sparse
 
 HAS_DASK = all(
     importlib.util.find_spec(name) is not None for name in ("dask", "distributed")
@@ -216,7 +215,7 @@ class DaskLabelModelTest(DaskThreadedTestCase):
         L_dask = da.from_array(L, chunks=(1700, 5))
         for deps in ([], [(3, 4)]):
             with self.subTest(deps=deps):
-                with mock.patch.object(label_model, "_DENSE_O_MAX_COLUMNS", 50):
+                with stored_sparse(50):
                     memory, lazy = fit(L, 20, deps=deps), fit(L_dask, 20, deps=deps)
                 self.assertEqual(lazy.O.layout, torch.sparse_coo)
                 np.testing.assert_array_equal(

@@ -133,6 +133,11 @@ MAX_ARRAY_BYTES = 4 * 2**30
 # m=10, k=1000). The mu fit reads O in the same form (``_FitTarget``).
 _DENSE_O_MAX_COLUMNS = 4096
 
+# ... and only while at most this share of its entries are non-zero: a sparse
+# entry takes 24 bytes against 8, and a product reads it ~10x slower, so a
+# well-filled O (many sources, few classes) stays dense.
+_SPARSE_O_MAX_FILL = 0.1
+
 # Column block of the sparse products of the mu fit (keeps the block of mu
 # that the non-zeros of a row read in cache).
 _SPARSE_PRODUCT_COLUMNS = 64
@@ -1119,9 +1124,11 @@ class LabelModel(Classifier):
         """Store a copy of the overlap matrix ``O [d, d]`` (a NumPy array or a
         ``scipy.sparse`` matrix) as the float64 buffer ``self.O`` and set
         ``self.d``: dense up to ``_DENSE_O_MAX_COLUMNS`` columns, beyond a
-        coalesced torch sparse COO tensor (``O.to_dense()`` gives the matrix)."""
+        coalesced torch sparse COO tensor (``O.to_dense()`` gives the matrix)
+        unless more than ``_SPARSE_O_MAX_FILL`` of its entries are non-zero."""
         self.d = d = O.shape[0]
-        if d <= _DENSE_O_MAX_COLUMNS:
+        filled = O.nnz if sparse.issparse(O) else np.count_nonzero(O)
+        if d <= _DENSE_O_MAX_COLUMNS or filled > _SPARSE_O_MAX_FILL * d * d:
             dense = O.toarray() if sparse.issparse(O) else O
             self._set_tensor("O", torch.tensor(dense, dtype=torch.float64))
             return

@@ -1151,6 +1151,14 @@ REFERENCE_CASES = {
 }
 
 
+def stored_sparse(columns=1):
+    """Patch the label model to keep O sparse beyond ``columns`` indicator
+    columns, however filled it is (small test data fills O)."""
+    return mock.patch.multiple(
+        label_model, _DENSE_O_MAX_COLUMNS=columns, _SPARSE_O_MAX_FILL=1.0
+    )
+
+
 def fitted_mu(L, init, train):
     """The float64 mu that ``train_model`` hands to ``_set_mu`` last."""
     recorded = []
@@ -1189,9 +1197,7 @@ class ManyClassesTest(unittest.TestCase):
             for name, (init, train) in REFERENCE_CASES.items():
                 with self.subTest(case=name, dense_limit=dense_limit):
                     L = reference[f"{name}/L"]
-                    with mock.patch.object(
-                        label_model, "_DENSE_O_MAX_COLUMNS", dense_limit
-                    ):
+                    with stored_sparse(dense_limit):
                         mu = fitted_mu(L, init, train)
                     np.testing.assert_allclose(
                         mu, reference[f"{name}/mu"], rtol=0, atol=1e-8
@@ -1221,9 +1227,7 @@ class ManyClassesTest(unittest.TestCase):
             for dense_limit in (label_model._DENSE_O_MAX_COLUMNS, 1):
                 for label, excluded in excluded_cases.items():
                     with self.subTest(k=k, case=label, dense_limit=dense_limit):
-                        with mock.patch.object(
-                            label_model, "_DENSE_O_MAX_COLUMNS", dense_limit
-                        ):
+                        with stored_sparse(dense_limit):
                             model._set_O(O)
                             target = model._fit_target(excluded)
                         source = np.repeat(np.arange(m), k)
@@ -1244,7 +1248,7 @@ class ManyClassesTest(unittest.TestCase):
                 model, L, _ = self._trained(k, m, deps)
                 dense_O = OverlapCountingTest.dense_reference(L, k) / len(L)
                 np.testing.assert_array_equal(model.O.numpy(), dense_O)
-                with mock.patch.object(label_model, "_DENSE_O_MAX_COLUMNS", 1):
+                with stored_sparse(1):
                     stored, _, _ = self._trained(k, m, deps)
                 self.assertEqual(stored.O.layout, torch.sparse_coo)
                 np.testing.assert_array_equal(stored.O.to_dense().numpy(), dense_O)
@@ -1282,7 +1286,7 @@ class ManyClassesTest(unittest.TestCase):
         accuracies = np.linspace(0.45, 0.9, m)
         L = np.stack([make_votes(Y, a, 0.5, k, rng) for a in accuracies], axis=1)
         majority = np.mean(MajorityLabelVoter(k=k, seed=0).predict(L) == Y)
-        with mock.patch.object(label_model, "_DENSE_O_MAX_COLUMNS", 256):
+        with stored_sparse(256):
             default = LabelModel(k=k, verbose=False, seed=0)
             default.train_model(L)
             optimum = LabelModel(k=k, verbose=False, seed=0)
@@ -1292,7 +1296,7 @@ class ManyClassesTest(unittest.TestCase):
         self.assertGreater(np.mean(optimum.predict(L) == Y), majority + 0.01)
 
     def test_sparse_O_round_trips_and_damaged_entries_are_refused(self):
-        with mock.patch.object(label_model, "_DENSE_O_MAX_COLUMNS", 1):
+        with stored_sparse(1):
             model, L, _ = self._trained(20, 4)
         with tempfile.TemporaryDirectory() as folder:
             path = os.path.join(folder, "many.pth")
@@ -1332,8 +1336,22 @@ class ManyClassesTest(unittest.TestCase):
             with self.assertRaisesRegex(ValueError, "'mu_init'.*must be dense"):
                 LabelModel.load(bad)
 
+    def test_a_well_filled_O_stays_dense(self):
+        """Beyond _DENSE_O_MAX_COLUMNS, O is stored sparse only while at most
+        _SPARSE_O_MAX_FILL of it is non-zero."""
+        rng = np.random.default_rng(6)
+        L = rng.integers(0, 17, (4000, 30)).astype(np.int16)  # d=480, ~full O
+        for fill, layout in ((0.1, torch.strided), (1.0, torch.sparse_coo)):
+            with self.subTest(fill=fill):
+                with mock.patch.multiple(
+                    label_model, _DENSE_O_MAX_COLUMNS=100, _SPARSE_O_MAX_FILL=fill
+                ):
+                    model = LabelModel(k=16, verbose=False, seed=0)
+                    model.train_model(L, n_epochs=2)
+                self.assertEqual(model.O.layout, layout)
+
     def test_dependencies_with_a_sparse_O_respect_the_array_limit(self):
-        with mock.patch.object(label_model, "_DENSE_O_MAX_COLUMNS", 1):
+        with stored_sparse(1):
             with mock.patch.object(label_model, "MAX_ARRAY_BYTES", 1000):
                 with self.assertRaisesRegex(ValueError, "O .*MAX_ARRAY_BYTES"):
                     self._trained(20, 4, deps=[(0, 1)])
