@@ -1239,6 +1239,22 @@ class ManyClassesTest(unittest.TestCase):
                         self.assertAlmostEqual(f, f_ref, delta=1e-12 * max(1, f_ref))
                         np.testing.assert_allclose(g, g_ref, rtol=0, atol=1e-12)
 
+    def test_low_rank_Q_target_equals_the_dense_Q(self):
+        """The dependency form fits mu to Q through its factors B inner B^T."""
+        model, _, _ = self._trained(4, 6, deps=[(0, 1), (2, 3)])
+        B, inner = model._Q_factors()
+        low_rank = label_model._LowRankTarget(B, inner)
+        dense = label_model._FitTarget(model._stat("Q"))
+        np.testing.assert_allclose(model._stat("Q"), model.get_Q(), atol=1e-12)
+        self.assertAlmostEqual(low_rank.squared_norm, dense.squared_norm, places=10)
+        X = np.random.default_rng(7).random((model.d, model.k))
+        np.testing.assert_allclose(
+            low_rank.times(X, np.empty_like(X)),
+            dense.times(X, np.empty_like(X)),
+            rtol=0,
+            atol=1e-12,
+        )
+
     def test_statistics_equal_the_dense_ones(self):
         """O (stored sparse beyond _DENSE_O_MAX_COLUMNS), its diagonal and the
         losses equal the dense one-hot definitions, with abstains, with and
