@@ -1239,6 +1239,33 @@ class ManyClassesTest(unittest.TestCase):
                         self.assertAlmostEqual(f, f_ref, delta=1e-12 * max(1, f_ref))
                         np.testing.assert_allclose(g, g_ref, rtol=0, atol=1e-12)
 
+    def test_Z_objective_equals_the_dense_definition(self):
+        """The dependency form's Z objective from Grams of row groups of
+        unequal sizes (an empty one included) equals ||A + (W W^T)[mask]||^2."""
+        rng = np.random.default_rng(8)
+        sizes, k = [3, 0, 5, 2, 4], 3
+        groups, start = [], 0
+        for size in sizes:
+            groups.append(np.arange(start, start + size))
+            start += size
+        r = start
+        group_of = np.repeat(np.arange(len(sizes)), sizes)
+        for pairs in ([], [(0, 2)], [(0, 2), (2, 3), (1, 4)]):
+            excluded = np.eye(len(sizes), dtype=bool)
+            for a, b in pairs:
+                excluded[a, b] = excluded[b, a] = True
+            mask = ~excluded[np.ix_(group_of, group_of)]
+            A = rng.normal(size=(r, r))
+            A = (A + A.T) * mask
+            objective = label_model._masked_gram_objective(A, groups, excluded, k)
+            x = rng.normal(size=r * k)
+            W = x.reshape(r, k)
+            R = A + (W @ W.T) * mask
+            f, g = objective(x)
+            with self.subTest(pairs=pairs):
+                self.assertAlmostEqual(f, np.sum(R * R), places=9)
+                np.testing.assert_allclose(g, (4 * R @ W).ravel(), atol=1e-10)
+
     def test_low_rank_Q_target_equals_the_dense_Q(self):
         """The dependency form fits mu to Q through its factors B inner B^T."""
         model, _, _ = self._trained(4, 6, deps=[(0, 1), (2, 3)])
