@@ -3,7 +3,6 @@ import io
 import os
 import pickle
 import tempfile
-import traceback
 import unittest
 from unittest import mock
 
@@ -15,7 +14,7 @@ from metal.end_model import EndModel
 from metal.label_model import LabelModel
 from metal.mmtl import MultitaskClassifier
 from tests.mmtl.helpers import two_op_task
-from tests.test_io import UNSAFE_ADVICE, damaged_copies, malicious_files
+from tests.test_io import BadFileChecks, assert_load_refused
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -200,11 +199,12 @@ def other_model_files(folder):
     return paths
 
 
-class ModelFileChecks:
+class ModelFileChecks(BadFileChecks):
     """A loader on every kind of bad file: damaged, malicious, a folder, a
     missing path, a file of another kind; and ``save`` is atomic.
 
-    A ``unittest.TestCase`` mixes this in and defines ``make_model()`` (a small
+    (The damaged, malicious and folder cases are ``BadFileChecks``'.) A
+    ``unittest.TestCase`` mixes this in and defines ``make_model()`` (a small
     model of the loader's kind, with a ``save`` method), ``load(path)`` and
     ``WRONG_KIND``: for each kind of ``other_model_files`` but its own, a
     fragment of the message that refuses such a file, or None for a kind the
@@ -213,6 +213,7 @@ class ModelFileChecks:
 
     KIND = None
     WRONG_KIND = {}
+    WHAT = "model file"
 
     def setUp(self):
         super().setUp()
@@ -224,16 +225,7 @@ class ModelFileChecks:
         self.model.save(self.good)
 
     def assert_refused(self, path, *fragments):
-        with self.assertRaises(ValueError) as ctx:
-            self.load(path)
-        message = str(ctx.exception)
-        self.assertIn(repr(os.fspath(path)), message)
-        shown = "".join(traceback.format_exception(ctx.exception))
-        for advice in UNSAFE_ADVICE:
-            self.assertNotIn(advice, shown)
-        for fragment in fragments:
-            self.assertIn(fragment, message)
-        return message
+        return assert_load_refused(self, self.load, path, *fragments)
 
     def test_good_file_loads_in_zip_and_legacy_format(self):
         legacy = os.path.join(self.dir, "legacy.pth")
@@ -242,21 +234,6 @@ class ModelFileChecks:
         for path in (self.good, legacy):
             with self.subTest(path=path):
                 self.load(path)
-
-    def test_damaged_files(self):
-        for case, path in damaged_copies(self.good, self.dir):
-            with self.subTest(case):
-                self.assert_refused(path, "damaged or is not a model file")
-
-    def test_malicious_files_are_refused_and_never_run(self):
-        marker = os.path.join(self.dir, "marker.txt")
-        for case, path in malicious_files(self.dir, marker):
-            with self.subTest(case):
-                self.assert_refused(path, "refused, not run")
-                self.assertFalse(os.path.exists(marker))
-
-    def test_folder(self):
-        self.assert_refused(self.dir, "is a folder, not a model file")
 
     def test_missing_path(self):
         path = os.path.join(self.dir, "missing.pth")

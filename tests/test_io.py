@@ -232,6 +232,50 @@ def damaged_copies(good, folder):
     return files
 
 
+def assert_load_refused(test, load, path, *fragments):
+    """Assert that ``load(path)`` raises a ValueError naming the file and each
+    of ``fragments``, whose message and printed traceback never point at the
+    unsafe way of loading. Returns the message."""
+    with test.assertRaises(ValueError) as ctx:
+        load(path)
+    message = str(ctx.exception)
+    test.assertIn(repr(os.fspath(path)), message)
+    shown = "".join(traceback.format_exception(ctx.exception))
+    for text in (message, shown):
+        for advice in UNSAFE_ADVICE:
+            test.assertNotIn(advice, text)
+    for fragment in fragments:
+        test.assertIn(fragment, message)
+    return message
+
+
+class BadFileChecks:
+    """A loader on damaged and malicious files and on a folder.
+
+    A ``unittest.TestCase`` mixes this in and defines ``self.dir`` (a scratch
+    folder), ``self.good`` (a good file there), ``assert_refused(path,
+    *fragments)`` (see ``assert_load_refused``) and ``WHAT``: the kind of file
+    the loader's messages name ("model file", "checkpoint").
+    """
+
+    WHAT = None
+
+    def test_damaged_files(self):
+        for case, path in damaged_copies(self.good, self.dir):
+            with self.subTest(case):
+                self.assert_refused(path, f"damaged or is not a {self.WHAT}")
+
+    def test_malicious_files_are_refused_and_never_run(self):
+        marker = os.path.join(self.dir, "marker.txt")
+        for case, path in malicious_files(self.dir, marker):
+            with self.subTest(case):
+                self.assert_refused(path, "refused, not run")
+                self.assertFalse(os.path.exists(marker))
+
+    def test_folder(self):
+        self.assert_refused(self.dir, f"is a folder, not a {self.WHAT}")
+
+
 class _TempDirCase(unittest.TestCase):
     def setUp(self):
         tmp = tempfile.TemporaryDirectory()
@@ -479,18 +523,9 @@ class TestJsonDefault(unittest.TestCase):
 class TestSafeTorchLoad(_TempDirCase):
     def assert_refused(self, path, what=None):
         kwargs = {} if what is None else {"what": what}
-        with self.assertRaises(ValueError) as ctx:
-            safe_torch_load(path, **kwargs)
-        err = ctx.exception
-        message = str(err)
-        self.assertIn(repr(path), message)
         # Never point the user at the unsafe way of loading, even through
         # the chained exception printed in the traceback.
-        shown = "".join(traceback.format_exception(err))
-        for text in (message, shown):
-            for advice in UNSAFE_ADVICE:
-                self.assertNotIn(advice, text)
-        return message
+        return assert_load_refused(self, lambda p: safe_torch_load(p, **kwargs), path)
 
     def test_round_trip(self):
         path = self.path("state.pt")

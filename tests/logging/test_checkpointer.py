@@ -3,7 +3,6 @@ import io
 import os
 import pickle
 import tempfile
-import traceback
 import types
 import unittest
 from unittest import mock
@@ -16,7 +15,7 @@ from metal.end_model import EndModel
 from metal.logging import Checkpointer, TaskMetricCheckpointer
 from metal.logging import checkpointer as checkpointer_module
 from metal.logging.checkpointer import load_checkpoint
-from tests.test_io import UNSAFE_ADVICE, damaged_copies, malicious_files
+from tests.test_io import BadFileChecks, assert_load_refused
 
 
 def make_data():
@@ -475,9 +474,12 @@ class TaskMetricCheckpointerTestCase(unittest.TestCase):
         self.assertFalse(os.path.exists(self.dir))
 
 
-class LoadCheckpointBadFileTestCase(unittest.TestCase):
+class LoadCheckpointBadFileTestCase(BadFileChecks, unittest.TestCase):
     """``load_checkpoint`` (and ``Checkpointer.restore``) on damaged,
-    malicious and foreign files, and on checkpoints with bad entries."""
+    malicious and foreign files (the checks of ``tests.test_io.BadFileChecks``),
+    and on checkpoints with bad entries."""
+
+    WHAT = "checkpoint"
 
     def setUp(self):
         tmp = tempfile.TemporaryDirectory()
@@ -501,35 +503,14 @@ class LoadCheckpointBadFileTestCase(unittest.TestCase):
 
     def assert_refused(self, path, *fragments):
         for load in (load_checkpoint, Checkpointer({}, verbose=False).restore):
-            with self.assertRaises(ValueError) as ctx:
-                load(path)
-            message = str(ctx.exception)
-            self.assertIn(repr(path), message)
-            shown = "".join(traceback.format_exception(ctx.exception))
-            for advice in UNSAFE_ADVICE:
-                self.assertNotIn(advice, shown)
-            for fragment in fragments:
-                self.assertIn(fragment, message)
+            assert_load_refused(self, load, path, *fragments)
 
     def test_good_checkpoint(self):
         state = load_checkpoint(self.good)
         self.assertEqual(state["iteration"], 3)
         self.assertEqual(set(state["model"]), {"weight", "bias"})
 
-    def test_damaged_files(self):
-        for case, path in damaged_copies(self.good, self.dir):
-            with self.subTest(case):
-                self.assert_refused(path, "damaged or is not a checkpoint")
-
-    def test_malicious_files_are_refused_and_never_run(self):
-        marker = os.path.join(self.dir, "marker.txt")
-        for case, path in malicious_files(self.dir, marker):
-            with self.subTest(case):
-                self.assert_refused(path, "refused, not run")
-                self.assertFalse(os.path.exists(marker))
-
-    def test_folder_and_missing_path(self):
-        self.assert_refused(self.dir, "is a folder, not a checkpoint")
+    def test_missing_path(self):
         missing = os.path.join(self.dir, "missing.pth")
         with self.assertRaises(FileNotFoundError) as ctx:
             load_checkpoint(missing)
