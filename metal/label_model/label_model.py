@@ -253,41 +253,54 @@ def _low_rank_completion(
     return values, vectors, norm
 
 
-def _masked_gram_objective(
-    A: np.ndarray, groups: Sequence[np.ndarray], excluded: np.ndarray, k: int
+def _masked_gram_residual(
+    target: "_FitTarget",
+    blocks: Sequence[slice],
+    excluded: np.ndarray,
+    sign: float,
+    k: int,
 ) -> Callable[[np.ndarray], Tuple[float, np.ndarray]]:
-    """``x -> (f, grad)`` of ``f = ||A + (W W^T)[mask]||^2`` over ``W = x.reshape(
-    r, k)``, where ``A [r, r]`` is symmetric and 0 off the mask, and the mask is
-    False exactly on the blocks ``(groups[a], groups[b])`` with
-    ``excluded[a, b]`` (rows of W grouped, e.g. by source).
+    """``W -> (f, grad)`` of ``f = ||(sign * T + W W^T)[mask]||^2`` for
+    ``W [r, k]`` (float64; r rows, split into consecutive ``blocks``), where
+    the mask is False exactly on the blocks ``(blocks[a], blocks[b])`` of rows
+    with ``excluded[a, b]`` (bool, e.g. the
+    pairs of sources sharing a clique, each source with itself), and the
+    symmetric ``target`` T (``_FitTarget``) is 0 there.
 
-    Without forming ``W W^T``: with ``G_a = W_a^T W_a`` and ``G = sum_a G_a``,
-    ``f = ||A||^2 + 2 <A W, W> + ||G||^2 - sum_{(a,b) excluded} <G_a, G_b>`` and
-    the gradient is ``4 (A W + W_a (G - sum_{b: (a,b) excluded} G_b))`` on the
-    rows of group a: one ``r x r`` by ``r x k`` product per evaluation instead
-    of two and the ``r x r`` elementwise passes; the same values up to
-    rounding."""
-    r = A.shape[0]
-    pairs = excluded.astype(np.float64)
-    A_norm2 = float(np.vdot(A, A))
-    AW = np.empty((r, k))
+    Never forms ``W W^T``: with ``G_a = W_a^T W_a`` (``W_a`` the rows of block
+    a) and ``G = sum_a G_a``, ``||W_a W_b^T||^2 = <G_a, G_b>``, so
+    ``f = ||T||^2 + 2 sign <T W, W> + ||G||^2 - sum_{(a,b) excluded} <G_a, G_b>``
+    and the gradient is ``4 (sign T W + W_a (G - sum_{b: (a,b) excluded}
+    G_b))`` on the rows of block a: one product of T with W and ``2 r k^2``
+    multiply-adds per evaluation; the same values as the dense definition, up
+    to rounding. Both fits use it: mu's (``W = mu P^(1/2)``, ``sign = -1``) and
+    Z's (``sign = +1``)."""
+    m = len(blocks)
+    own = bool(np.diag(excluded).all())  # each block left out with itself
+    others = (excluded & ~np.eye(m, dtype=bool) if own else excluded).astype(float)
+    T_norm2 = target.squared_norm
+    # Work arrays reused by every evaluation.
+    TW, grams = np.empty((blocks[-1].stop, k)), np.empty((m, k, k))
 
-    def objective(x):
-        W = x.reshape(r, k)
-        np.matmul(A, W, out=AW)
-        grams = np.stack([W[rows].T @ W[rows] for rows in groups])
+    def residual(W):
+        target.times(W, out=TW)
+        for a, rows in enumerate(blocks):
+            np.matmul(W[rows].T, W[rows], out=grams[a])
         gram = grams.sum(axis=0)
-        left_out = np.tensordot(pairs, grams, axes=1)
-        f = A_norm2 + 2.0 * np.vdot(AW, W) + np.vdot(gram, gram)
+        # left_out[a]: the sum of the Grams of the blocks left out in row a
+        left_out = grams.copy() if own else np.zeros_like(grams)
+        if others.any():
+            left_out += np.tensordot(others, grams, axes=1)
+        f = T_norm2 + 2.0 * sign * np.vdot(TW, W) + np.vdot(gram, gram)
         f -= np.vdot(grams, left_out)
-        g = AW.copy()
-        for a, rows in enumerate(groups):
-            if rows.size:
+        g = TW * sign
+        for a, rows in enumerate(blocks):
+            if rows.stop > rows.start:
                 g[rows] += W[rows] @ (gram - left_out[a])
         g *= 4.0
-        return float(f), g.ravel()
+        return float(f), g
 
-    return objective
+    return residual
 
 
 def _share_chunks(
@@ -1673,16 +1686,12 @@ class LabelModel(Classifier):
         blocks of the source pairs ``excluded[a, b]`` (bool ``[m, m]``) and
         ``target`` holds the target with those blocks already 0.
 
-        Never forms a ``[d, d]`` matrix. With ``M = mu P mu^T``, ``mu_a`` the
-        ``k x k`` block of source a, ``G_a = mu_a^T mu_a``, ``G = sum_a G_a``
-        and ``W = p p^T``, the residual term is
-        ``||T||^2 - 2 <T, M> + sum(W G G) - sum_{(a,b) excluded} sum(W G_a G_b)``
-        (``||mu_a P mu_b^T||^2 = sum(W G_a G_b)``), with ``<T, M> =
-        sum((T mu P) * mu)``; its gradient is ``-4 T mu P + 4 mu_a (W (G -
-        sum_{b: (a,b) excluded} G_b))`` on block a. Work per evaluation: a
-        product of T with a ``[d, k]`` array (sparse for large d) and ``2 m
-        k^3``; the same objective, value and gradient, as the dense masked
-        form, up to rounding."""
+        Never forms a ``[d, d]`` matrix: the residual term is
+        ``_masked_gram_residual`` of ``V = mu P^(1/2)`` (``mu P mu^T = V V^T``),
+        with the source blocks of k rows. Work per evaluation: a product of T
+        with a ``[d, k]`` array (sparse for large d) and ``2 m k^3``; the same
+        objective, value and gradient, as the dense masked form, up to
+        rounding."""
         m, k, d = self.m, self.k, self.d
         if d != m * k:
             raise ValueError(
@@ -1690,45 +1699,21 @@ class LabelModel(Classifier):
                 f"d={d} columns for m={m} sources."
             )
         p = self.p
-        W = np.outer(p, p)
+        root_p = np.sqrt(p)
         diag_O = self._diag_O()
         l2_rows = self._l2_rows(self.config["train_config"].get("l2", 0.0))
         l2_col = l2_rows[:, None] if np.any(l2_rows) else None
         mu_init = self._stat("mu_init")
-        # The plain form leaves out every source's own block (then each block
-        # row subtracts its own Gram), plus the blocks of dependent pairs (a
-        # sum of Grams); the inverse form leaves out nothing.
-        own = bool(np.diag(excluded).all())
-        others = excluded & ~np.eye(m, dtype=bool) if own else excluded
-        others = others.astype(np.float64)
-        T_norm2 = target.squared_norm
-        # Work arrays reused by every evaluation ([d, k] and [m, k, k] each).
+        # mu P mu^T = V V^T with V = mu P^(1/2)
+        blocks = [slice(a * k, (a + 1) * k) for a in range(m)]
+        residual = _masked_gram_residual(target, blocks, excluded, -1.0, k)
         p_t = torch.tensor(p, dtype=torch.float64)
-        mu_p, S = np.empty((d, k)), np.empty((d, k))
-        grams, H = np.empty((m, k, k)), np.empty((m, k, k))
 
         def objective(x):
             mu = x.reshape(d, k)
-            blocks = mu.reshape(m, k, k)
-            np.multiply(mu, p, out=mu_p)
-            target.times(mu_p, out=S)
-            np.matmul(blocks.transpose(0, 2, 1), blocks, out=grams)
-            gram = grams.sum(axis=0)
-            W_gram = W * gram
-            f = T_norm2 - 2.0 * np.vdot(S, mu) + np.vdot(W_gram, gram)
-            # H_a = W * (G - the Grams of the blocks left out in block row a)
-            if own:
-                np.multiply(grams, W, out=H)
-            else:
-                H.fill(0.0)
-            if others.any():
-                np.add(H, np.tensordot(others, grams, axes=1) * W, out=H)
-            f -= np.vdot(grams, H)
-            np.subtract(W_gram, H, out=H)
-            g = np.matmul(blocks, H).reshape(d, k)
-            g -= S
-            g *= 4.0
-            e = mu_p.sum(axis=1) - diag_O
+            f, g = residual(mu * root_p)
+            g *= root_p
+            e = mu @ p - diag_O
             f += e @ e
             torch.from_numpy(g).addr_(torch.from_numpy(2.0 * e), p_t)  # += 2 e p^T
             if l2_col is not None:
@@ -1786,9 +1771,13 @@ class LabelModel(Classifier):
         # The mask is constant on the blocks of pairs of sources: False where
         # they share a clique. Group the fitted columns by source.
         excluded = ~mask[:: self.k, :: self.k]
-        sources = np.flatnonzero(columns) // k
-        groups = [np.flatnonzero(sources == a) for a in range(self.m)]
-        objective = _masked_gram_objective(A, groups, excluded, k)
+        bounds = np.searchsorted(np.flatnonzero(columns) // k, np.arange(self.m + 1))
+        blocks = [slice(bounds[a], bounds[a + 1]) for a in range(self.m)]
+        residual = _masked_gram_residual(_FitTarget(A), blocks, excluded, 1.0, k)
+
+        def objective(x):
+            f, g = residual(x.reshape(d_a, k))
+            return f, g.ravel()
 
         def precondition(x, g):
             W = x.reshape(d_a, k)

@@ -1240,13 +1240,13 @@ class ManyClassesTest(unittest.TestCase):
                         np.testing.assert_allclose(g, g_ref, rtol=0, atol=1e-12)
 
     def test_Z_objective_equals_the_dense_definition(self):
-        """The dependency form's Z objective from Grams of row groups of
+        """The dependency form's Z objective from Grams of row blocks of
         unequal sizes (an empty one included) equals ||A + (W W^T)[mask]||^2."""
         rng = np.random.default_rng(8)
         sizes, k = [3, 0, 5, 2, 4], 3
-        groups, start = [], 0
+        blocks, start = [], 0
         for size in sizes:
-            groups.append(np.arange(start, start + size))
+            blocks.append(slice(start, start + size))
             start += size
         r = start
         group_of = np.repeat(np.arange(len(sizes)), sizes)
@@ -1257,14 +1257,15 @@ class ManyClassesTest(unittest.TestCase):
             mask = ~excluded[np.ix_(group_of, group_of)]
             A = rng.normal(size=(r, r))
             A = (A + A.T) * mask
-            objective = label_model._masked_gram_objective(A, groups, excluded, k)
-            x = rng.normal(size=r * k)
-            W = x.reshape(r, k)
+            residual = label_model._masked_gram_residual(
+                label_model._FitTarget(A), blocks, excluded, 1.0, k
+            )
+            W = rng.normal(size=(r, k))
             R = A + (W @ W.T) * mask
-            f, g = objective(x)
+            f, g = residual(W)
             with self.subTest(pairs=pairs):
                 self.assertAlmostEqual(f, np.sum(R * R), places=9)
-                np.testing.assert_allclose(g, (4 * R @ W).ravel(), atol=1e-10)
+                np.testing.assert_allclose(g, 4 * R @ W, atol=1e-10)
 
     def test_low_rank_Q_target_equals_the_dense_Q(self):
         """The dependency form fits mu to Q through its factors B inner B^T."""
