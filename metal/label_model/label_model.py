@@ -530,6 +530,11 @@ def _pairwise_overlaps(
     return functools.reduce(operator.add, parts).tocsr(), n
 
 
+def _fill(O: Any) -> int:
+    """The number of non-zero entries of a dense or ``scipy.sparse`` matrix."""
+    return O.nnz if sparse.issparse(O) else int(np.count_nonzero(O))
+
+
 def _host_counts(counts: Any) -> Any:
     """Overlap counts as a NumPy array (from a dense tensor) or a
     ``scipy.sparse`` matrix (as ``_pairwise_overlaps`` gives them)."""
@@ -1199,8 +1204,7 @@ class LabelModel(Classifier):
         coalesced torch sparse COO tensor (``O.to_dense()`` gives the matrix)
         unless more than ``_SPARSE_O_MAX_FILL`` of its entries are non-zero."""
         self.d = d = O.shape[0]
-        filled = O.nnz if sparse.issparse(O) else np.count_nonzero(O)
-        if d <= _DENSE_O_MAX_COLUMNS or filled > _SPARSE_O_MAX_FILL * d * d:
+        if d <= _DENSE_O_MAX_COLUMNS or _fill(O) > _SPARSE_O_MAX_FILL * d * d:
             dense = O.toarray() if sparse.issparse(O) else O
             self._set_tensor("O", torch.tensor(dense, dtype=torch.float64))
             return
@@ -1230,8 +1234,7 @@ class LabelModel(Classifier):
         k = self.k
         O = self._buffers["O"]
         if O.layout == torch.strided:
-            keep = ~np.repeat(np.repeat(excluded, k, axis=0), k, axis=1)
-            return _FitTarget(self._stat("O") * keep)
+            return _FitTarget(self._stat("O") * ~self._source_blocks(excluded))
         O = O.cpu()
         indices, values = O.indices(), O.values()
         rows, cols = indices[0], indices[1]
@@ -1305,10 +1308,7 @@ class LabelModel(Classifier):
         same = np.all(np.diagonal(equal, axis1=1, axis2=3), axis=2)  # [m, m]
         voted = np.diag(O).reshape(m, k).sum(axis=1) > 0
         same &= voted[:, None]  # a source that never votes is no copy
-        adjacent = np.zeros((m, m), dtype=bool)
-        for _, attrs in self.c_tree.nodes(data=True):
-            members = list(attrs["members"])
-            adjacent[np.ix_(members, members)] = True
+        adjacent = self._excluded_pairs()
         folds: Dict[int, int] = {}
         for a in range(m):
             if a in folds:
@@ -1445,8 +1445,13 @@ class LabelModel(Classifier):
     def _unary_mask(self) -> np.ndarray:
         """The mask for unary columns only: False between sources that share a
         maximal clique (including each source with itself)."""
+        return ~self._source_blocks(self._excluded_pairs())
+
+    def _source_blocks(self, pairs: np.ndarray) -> np.ndarray:
+        """``[d, d]``: each entry of the ``[m, m]`` ``pairs`` repeated over the
+        ``k x k`` block of its two sources' indicator columns."""
         source = np.repeat(np.arange(self.m), self.k)
-        return ~self._excluded_pairs()[np.ix_(source, source)]
+        return pairs[np.ix_(source, source)]
 
     # ======================================================== initialisation
     def _prec_init_vector(self) -> np.ndarray:
